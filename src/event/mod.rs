@@ -1,0 +1,1 @@
+//! The IMS event model: envelope, catalogue of event types, typed bodies.

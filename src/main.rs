@@ -1,0 +1,2 @@
+//! The `ims-callback` binary.
+fn main() {}
