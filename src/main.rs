@@ -1,2 +1,10 @@
-//! The `ims-callback` binary.
-fn main() {}
+//! The `ims-callback` binary: parses the command line and runs it.
+
+mod cli;
+
+use clap::Parser;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    cli::Cli::parse().run()
+}

@@ -1,1 +1,190 @@
-//! The IMS event model: envelope, catalogue of event types, typed bodies.
+//! The IMS event model: the envelope (`EventType`, `UserId`, `EventTime`,
+//! `MessageBody`), the [`catalogue`] of event types, and typed message
+//! [`body`] structs.
+//!
+//! [`Event::from_slice`] parses raw bytes, classifies and validates in one
+//! pass: it either returns a fully typed [`Event`] or a [`Rejection`]
+//! listing every problem with its JSON path. Nothing here does I/O.
+
+pub mod body;
+pub mod catalogue;
+pub mod field;
+pub mod types;
+
+pub use catalogue::{Body, Classification, Entry, Family, Kind, classify};
+pub use types::{Id, Num, Status, StatusClass, Timestamp};
+
+use crate::validate::{Problem, Reason};
+use field::{Ctx, FromJson, take};
+use serde::{Serialize, Serializer, ser::SerializeMap};
+use serde_json::{Map, Value};
+
+/// A parsed, classified and validated IMS event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    /// `EventType` as received (an alias stays an alias; see [`Event::kind`]).
+    pub event_type: String,
+    /// `UserId`: a number, or a numeric string.
+    pub user_id: Num<u64>,
+    /// `EventTime`: when IMS produced the event (UTC).
+    pub event_time: Timestamp,
+    /// The typed `MessageBody`.
+    pub body: Body,
+    /// Top-level fields beyond the envelope, kept verbatim.
+    pub extra: Map<String, Value>,
+}
+
+/// Why an input is not a valid event: every problem found, and what could
+/// be read of its type (for reporting and for the rejected-events area).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// The `EventType`, when it could be read as a string.
+    pub event_type: Option<String>,
+    /// Every problem, in document order.
+    pub problems: Vec<Problem>,
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "invalid IMS event")?;
+        if let Some(t) = &self.event_type {
+            write!(f, " ({t})")?;
+        }
+        for (i, p) in self.problems.iter().enumerate() {
+            write!(f, "{} {p}", if i == 0 { ":" } else { ";" })?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Rejection {}
+
+impl Event {
+    /// Parses raw bytes into a validated event.
+    pub fn from_slice(bytes: &[u8]) -> Result<Event, Rejection> {
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| Rejection {
+            event_type: None,
+            problems: vec![Problem {
+                path: String::new(),
+                reason: malformed(&e),
+            }],
+        })?;
+        Event::from_value(value)
+    }
+
+    /// Validates an already-parsed JSON value.
+    pub fn from_value(value: Value) -> Result<Event, Rejection> {
+        let mut ctx = Ctx::new();
+        let Value::Object(mut map) = value else {
+            ctx.problem(Reason::NotAnObject {
+                found: Reason::type_name(&value),
+            });
+            return Err(Rejection {
+                event_type: None,
+                problems: ctx.into_problems(),
+            });
+        };
+
+        let event_type = take::<String>(&mut map, &["EventType"], &mut ctx);
+        let event_type = match event_type {
+            None => {
+                ctx.at("EventType", |c| c.problem(Reason::Missing));
+                None
+            }
+            Some(Some(t)) if t.trim().is_empty() => {
+                ctx.at("EventType", |c| c.problem(Reason::EmptyId));
+                None
+            }
+            Some(t) => t,
+        };
+        let user_id = required::<Num<u64>>(&mut map, "UserId", &mut ctx);
+        let event_time = required::<Timestamp>(&mut map, "EventTime", &mut ctx);
+
+        let classification = event_type.as_deref().map(classify);
+        let body = match classification {
+            Some(Classification::Known(entry)) => match map.remove("MessageBody") {
+                Some(v) if !v.is_null() => ctx.at("MessageBody", |c| Body::parse(entry.kind, v, c)),
+                _ => {
+                    ctx.at("MessageBody", |c| c.problem(Reason::Missing));
+                    None
+                }
+            },
+            // Unknown types are accepted with whatever body they carry.
+            Some(Classification::Unknown) => Some(Body::Unknown(map.remove("MessageBody"))),
+            None => None,
+        };
+
+        match (event_type, user_id, event_time, body) {
+            (Some(event_type), Some(user_id), Some(event_time), Some(body))
+                if ctx.problem_count() == 0 =>
+            {
+                Ok(Event {
+                    event_type,
+                    user_id,
+                    event_time,
+                    body,
+                    extra: map,
+                })
+            }
+            (event_type, ..) => Err(Rejection {
+                event_type,
+                problems: ctx.into_problems(),
+            }),
+        }
+    }
+
+    /// The kind of event (`None` for a type this version does not know).
+    pub fn kind(&self) -> Option<Kind> {
+        self.body.kind()
+    }
+
+    /// The catalogue entry (`None` for an unknown type).
+    pub fn entry(&self) -> Option<&'static Entry> {
+        self.kind().map(Kind::entry)
+    }
+
+    /// True when IMS has announced the retirement of this event type.
+    pub fn is_deprecated(&self) -> bool {
+        self.entry().is_some_and(|e| e.deprecated.is_some())
+    }
+}
+
+fn required<T: FromJson>(map: &mut Map<String, Value>, name: &'static str, ctx: &mut Ctx) -> Option<T> {
+    match take::<T>(map, &[name], ctx) {
+        None => {
+            ctx.at(name, |c| c.problem(Reason::Missing));
+            None
+        }
+        Some(value) => value,
+    }
+}
+
+fn malformed(e: &serde_json::Error) -> Reason {
+    // serde_json's Display appends " at line L column C"; keep only the what.
+    let message = e.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    };
+    Reason::MalformedJson {
+        line: e.line(),
+        column: e.column(),
+        message,
+    }
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("EventType", &self.event_type)?;
+        map.serialize_entry("UserId", &self.user_id)?;
+        map.serialize_entry("EventTime", &self.event_time)?;
+        if !matches!(self.body, Body::Unknown(None)) {
+            map.serialize_entry("MessageBody", &self.body)?;
+        }
+        for (key, value) in &self.extra {
+            map.serialize_entry(key, value)?;
+        }
+        map.end()
+    }
+}

@@ -1,0 +1,484 @@
+//! Field value types shared by the message bodies: identifiers, lenient
+//! numbers, UTC timestamps, statuses and JSON-in-a-string fields.
+//!
+//! Each type keeps what is needed to write the value back exactly as IMS
+//! sent it (a number sent as a string stays a string), so that a parsed
+//! event re-serialises without loss.
+
+use crate::event::field::{Ctx, FromJson};
+use crate::validate::Reason;
+use serde::{Serialize, Serializer};
+use serde_json::{Map, Value};
+use std::fmt;
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+/// An identifier (`MediaId`, `JobId`, `TaskId` …): a non-empty string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Id(String);
+
+impl Id {
+    /// The identifier as received.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for Id {
+    type Error = Reason;
+    fn try_from(value: String) -> Result<Self, Reason> {
+        if value.trim().is_empty() {
+            Err(Reason::EmptyId)
+        } else {
+            Ok(Id(value))
+        }
+    }
+}
+
+impl fmt::Display for Id {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromJson for Id {
+    fn from_json(value: Value, ctx: &mut Ctx) -> Option<Self> {
+        let s = String::from_json(value, ctx)?;
+        Id::try_from(s).map_err(|reason| ctx.problem(reason)).ok()
+    }
+}
+
+impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// A number that IMS sends sometimes as a JSON number and sometimes as a
+/// string (`"Size": "5510872"`, `"Height": 720`). Both are accepted; the
+/// original form is remembered for re-serialisation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Num<T> {
+    value: T,
+    /// The original text when the number arrived as a string.
+    text: Option<Box<str>>,
+}
+
+impl<T: Copy> Num<T> {
+    /// The numeric value.
+    pub fn get(&self) -> T {
+        self.value
+    }
+
+    /// True when IMS sent the number as a string.
+    pub fn was_string(&self) -> bool {
+        self.text.is_some()
+    }
+}
+
+impl<T> From<T> for Num<T> {
+    fn from(value: T) -> Self {
+        Num { value, text: None }
+    }
+}
+
+/// The numeric types a [`Num`] can hold.
+pub trait Numeric: Copy + Serialize + Sized {
+    /// The reason given when a value is not of this type.
+    const REASON: Reason;
+    /// Reads a JSON number.
+    fn from_number(n: &serde_json::Number) -> Option<Self>;
+    /// Reads a string holding a number.
+    fn from_text(s: &str) -> Option<Self>;
+}
+
+impl Numeric for u64 {
+    const REASON: Reason = Reason::ExpectedUnsigned;
+    fn from_number(n: &serde_json::Number) -> Option<Self> {
+        n.as_u64()
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+
+impl Numeric for i64 {
+    const REASON: Reason = Reason::ExpectedInteger;
+    fn from_number(n: &serde_json::Number) -> Option<Self> {
+        n.as_i64()
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        s.parse().ok()
+    }
+}
+
+impl Numeric for f64 {
+    const REASON: Reason = Reason::ExpectedNumber;
+    fn from_number(n: &serde_json::Number) -> Option<Self> {
+        n.as_f64().filter(|f| f.is_finite())
+    }
+    fn from_text(s: &str) -> Option<Self> {
+        // `parse` accepts "inf"/"NaN", which no IMS field means.
+        s.parse::<f64>().ok().filter(|f| f.is_finite())
+    }
+}
+
+impl<T: Numeric> FromJson for Num<T> {
+    fn from_json(value: Value, ctx: &mut Ctx) -> Option<Self> {
+        let parsed = match value {
+            Value::Number(n) => T::from_number(&n).map(Num::from),
+            Value::String(s) => T::from_text(s.trim()).map(|value| Num {
+                value,
+                text: Some(s.into_boxed_str()),
+            }),
+            _ => None,
+        };
+        if parsed.is_none() {
+            ctx.problem(T::REASON);
+        }
+        parsed
+    }
+}
+
+impl<T: Serialize> Serialize for Num<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.text {
+            Some(text) => serializer.serialize_str(text),
+            None => self.value.serialize(serializer),
+        }
+    }
+}
+
+/// A UTC time in ISO 8601 / RFC 3339 form, with or without fractional
+/// seconds (`2022-07-15T08:48:14Z`, `2022-06-29T01:35:31.716Z`). Other
+/// offsets are refused: IMS documents every time as UTC, and a local time
+/// would silently reorder events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timestamp {
+    raw: String,
+    at: OffsetDateTime,
+}
+
+impl Timestamp {
+    /// Parses a UTC timestamp.
+    pub fn parse(raw: String) -> Result<Self, Reason> {
+        let at = OffsetDateTime::parse(&raw, &Rfc3339).map_err(|_| Reason::NotUtcTime)?;
+        if !at.offset().is_utc() {
+            return Err(Reason::NotUtcTime);
+        }
+        Ok(Timestamp { raw, at })
+    }
+
+    /// The time as received.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// Nanoseconds since the Unix epoch.
+    pub fn unix_nanos(&self) -> i128 {
+        self.at.unix_timestamp_nanos()
+    }
+}
+
+impl Ord for Timestamp {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        // The raw text breaks ties deterministically (`…14Z` vs `…14.000Z`).
+        self.at.cmp(&other.at).then_with(|| self.raw.cmp(&other.raw))
+    }
+}
+
+impl PartialOrd for Timestamp {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl FromJson for Timestamp {
+    fn from_json(value: Value, ctx: &mut Ctx) -> Option<Self> {
+        let Value::String(raw) = value else {
+            ctx.problem(Reason::NotUtcTime);
+            return None;
+        };
+        Timestamp::parse(raw).map_err(|r| ctx.problem(r)).ok()
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.raw)
+    }
+}
+
+/// What a status value means, where that is certain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusClass {
+    /// The job or task finished successfully.
+    Success,
+    /// The job or task failed.
+    Failure,
+    /// The job or task is still running (or paused, for live recordings).
+    InProgress,
+    /// A value whose meaning is not documented: kept verbatim, not guessed.
+    Other,
+}
+
+impl StatusClass {
+    /// Classifies a raw status value, case-insensitively.
+    ///
+    /// The families spell the same outcome differently: upload and media
+    /// events say `Success`/`Fail`, workflows `Succeed`, batch and smart
+    /// jobs `Finished`, media convert `Complete`, AI analysis
+    /// `AnalyzeSuccess`/`AnalyzeFailed`, live recording `record_started`,
+    /// `record_paused`, `record_resumed`.
+    pub fn of(raw: &str) -> StatusClass {
+        const SUCCESS: &[&str] = &[
+            "success",
+            "succeed",
+            "succeeded",
+            "successful",
+            "finished",
+            "finish",
+            "complete",
+            "completed",
+            "analyzesuccess",
+        ];
+        const FAILURE: &[&str] = &["fail", "failed", "failure", "error", "analyzefailed"];
+        const IN_PROGRESS: &[&str] = &[
+            "processing",
+            "running",
+            "analyzing",
+            "record_started",
+            "record_resumed",
+            "record_paused",
+        ];
+        let raw = raw.trim();
+        let is = |list: &[&str]| list.iter().any(|s| s.eq_ignore_ascii_case(raw));
+        if is(SUCCESS) {
+            StatusClass::Success
+        } else if is(FAILURE) {
+            StatusClass::Failure
+        } else if is(IN_PROGRESS) {
+            StatusClass::InProgress
+        } else {
+            StatusClass::Other
+        }
+    }
+}
+
+/// A status field: the raw value and its [`StatusClass`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    raw: String,
+    class: StatusClass,
+}
+
+impl Status {
+    /// Wraps a raw status value.
+    pub fn new(raw: String) -> Self {
+        let class = StatusClass::of(&raw);
+        Status { raw, class }
+    }
+
+    /// The value as received.
+    pub fn as_str(&self) -> &str {
+        &self.raw
+    }
+
+    /// What it means.
+    pub fn class(&self) -> StatusClass {
+        self.class
+    }
+
+    /// True when the value means success.
+    pub fn is_success(&self) -> bool {
+        self.class == StatusClass::Success
+    }
+}
+
+impl FromJson for Status {
+    fn from_json(value: Value, ctx: &mut Ctx) -> Option<Self> {
+        let raw = String::from_json(value, ctx)?;
+        if raw.trim().is_empty() {
+            ctx.problem(Reason::EmptyId);
+            return None;
+        }
+        Some(Status::new(raw))
+    }
+}
+
+impl Serialize for Status {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.raw)
+    }
+}
+
+/// A field documented as "a JSON string" whose content is informative but
+/// not load-bearing (`Result`, `Input`, `Output`, `TemplateConfig`): decoded
+/// when it holds JSON, kept as text when it does not — never an error.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JsonText {
+    /// A string holding JSON, with its decoded value.
+    Encoded {
+        /// The string as received.
+        raw: String,
+        /// The decoded value (string layers of double encoding removed).
+        value: Value,
+    },
+    /// A string that does not hold JSON.
+    Text(String),
+    /// A JSON value sent inline instead of as a string.
+    Inline(Value),
+}
+
+impl JsonText {
+    /// Decodes `raw`, peeling up to three layers of string-in-string
+    /// encoding (IMS passes `UserData` through several services).
+    pub fn decode(raw: String) -> Self {
+        let Some(mut value) = decode_json_string(&raw) else {
+            return JsonText::Text(raw);
+        };
+        for _ in 0..3 {
+            match &value {
+                Value::String(inner) => match decode_json_string(inner) {
+                    Some(v) => value = v,
+                    None => break,
+                },
+                _ => break,
+            }
+        }
+        JsonText::Encoded { raw, value }
+    }
+
+    /// The decoded JSON value, if any.
+    pub fn value(&self) -> Option<&Value> {
+        match self {
+            JsonText::Encoded { value, .. } | JsonText::Inline(value) => Some(value),
+            JsonText::Text(_) => None,
+        }
+    }
+}
+
+/// Parses `s` as JSON only when it looks like a JSON object, array or
+/// string: a bare `"123"` or `"true"` stays text.
+fn decode_json_string(s: &str) -> Option<Value> {
+    let first = s.trim_start().as_bytes().first()?;
+    if !matches!(first, b'{' | b'[' | b'"') {
+        return None;
+    }
+    serde_json::from_str(s).ok()
+}
+
+impl FromJson for JsonText {
+    fn from_json(value: Value, _ctx: &mut Ctx) -> Option<Self> {
+        Some(match value {
+            Value::String(raw) => JsonText::decode(raw),
+            other => JsonText::Inline(other),
+        })
+    }
+}
+
+impl Serialize for JsonText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            JsonText::Encoded { raw, .. } | JsonText::Text(raw) => serializer.serialize_str(raw),
+            JsonText::Inline(value) => value.serialize(serializer),
+        }
+    }
+}
+
+/// `UserData`: the caller's pass-through data, a string that usually holds
+/// JSON and is sometimes encoded twice, either as a whole or per member
+/// (`{"MessageCallback":"{\"CallbackURL\":…}"}`). [`UserData::decoded`]
+/// gives the same shape either way; the original is kept for output.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UserData {
+    text: JsonText,
+    decoded: Option<Value>,
+}
+
+impl UserData {
+    /// The field as received (decoded one layer).
+    pub fn text(&self) -> &JsonText {
+        &self.text
+    }
+
+    /// The fully decoded value: object members that are strings holding a
+    /// JSON object or array are decoded too. `None` for non-JSON text.
+    pub fn decoded(&self) -> Option<&Value> {
+        self.decoded.as_ref().or(self.text.value())
+    }
+}
+
+impl FromJson for UserData {
+    fn from_json(value: Value, ctx: &mut Ctx) -> Option<Self> {
+        let text = JsonText::from_json(value, ctx)?;
+        let decoded = match text.value() {
+            Some(Value::Object(members))
+                if members
+                    .values()
+                    .any(|v| v.as_str().and_then(decode_json_string).is_some()) =>
+            {
+                let members: Map<String, Value> = members
+                    .iter()
+                    .map(|(k, v)| {
+                        let v = match v.as_str().and_then(decode_json_string) {
+                            Some(inner) if inner.is_object() || inner.is_array() => inner,
+                            _ => v.clone(),
+                        };
+                        (k.clone(), v)
+                    })
+                    .collect();
+                Some(Value::Object(members))
+            }
+            _ => None,
+        };
+        Some(UserData { text, decoded })
+    }
+}
+
+impl Serialize for UserData {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.text.serialize(serializer)
+    }
+}
+
+/// A field that must hold JSON of a known shape inside a string
+/// (`TaskInput`, `MediaContent`): decoded strictly into `T`, problems
+/// reported below the field's path, the original string kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Embedded<T> {
+    /// The string as received; `None` when IMS sent the value inline.
+    pub raw: Option<String>,
+    /// The decoded value.
+    pub value: T,
+}
+
+impl<T: FromJson> FromJson for Embedded<T> {
+    fn from_json(value: Value, ctx: &mut Ctx) -> Option<Self> {
+        match value {
+            Value::String(raw) => match serde_json::from_str::<Value>(&raw) {
+                Ok(inner) => T::from_json(inner, ctx).map(|value| Embedded {
+                    raw: Some(raw),
+                    value,
+                }),
+                Err(e) => {
+                    ctx.problem(Reason::EmbeddedJson {
+                        message: e.to_string(),
+                    });
+                    None
+                }
+            },
+            inline => T::from_json(inline, ctx).map(|value| Embedded { raw: None, value }),
+        }
+    }
+}
+
+impl<T: Serialize> Serialize for Embedded<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match &self.raw {
+            Some(raw) => serializer.serialize_str(raw),
+            None => self.value.serialize(serializer),
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! Validation: the vocabulary of problems (a JSON path and a reason) and the
+//! [`validate`] entry point used by the CLI and, later, by every runtime.
+//!
+//! Parsing and validation are one pass (see [`crate::event`]): the typed
+//! event is built field by field and every problem met on the way is
+//! recorded, so a rejection always lists *all* problems at once.
+
+mod problem;
+
+pub use problem::{Problem, Reason};
+
+use crate::event::{Event, Rejection};
+use crate::event::catalogue::{Classification, classify};
+use serde::Serialize;
+
+/// The outcome of validating one input, as printed by `ims-callback validate`.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    /// Where the input came from (a file path, or `-` for stdin).
+    pub file: &'a str,
+    /// The `EventType` as received, when it could be read.
+    pub event_type: Option<&'a str>,
+    /// The family of the event type (`unknown` for an unrecognised type).
+    pub family: Option<&'static str>,
+    /// The canonical kind (the canonical `EventType` name, or `Unknown`).
+    pub kind: Option<&'static str>,
+    /// Whether IMS has announced the retirement of this event type.
+    pub deprecated: bool,
+    /// True when the event parsed and validated with no problem.
+    pub valid: bool,
+    /// Every problem found, each with its JSON path.
+    pub problems: &'a [Problem],
+}
+
+impl<'a> Report<'a> {
+    /// Builds the report for the result of [`Event::from_slice`].
+    pub fn new(file: &'a str, result: &'a Result<Event, Rejection>) -> Self {
+        let (event_type, problems): (Option<&str>, &[Problem]) = match result {
+            Ok(event) => (Some(event.event_type.as_str()), &[]),
+            Err(rejection) => (rejection.event_type.as_deref(), &rejection.problems),
+        };
+        let classification = event_type.map(classify);
+        let (family, kind, deprecated) = match classification {
+            Some(Classification::Known(entry)) => (
+                Some(entry.family.as_str()),
+                Some(entry.name),
+                entry.deprecated.is_some(),
+            ),
+            Some(Classification::Unknown) => (Some("unknown"), Some("Unknown"), false),
+            None => (None, None, false),
+        };
+        Report {
+            file,
+            event_type,
+            family,
+            kind,
+            deprecated,
+            valid: result.is_ok(),
+            problems,
+        }
+    }
+}
+
+/// Parses, classifies and validates one raw event.
+pub fn validate(bytes: &[u8]) -> Result<Event, Rejection> {
+    Event::from_slice(bytes)
+}
