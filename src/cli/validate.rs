@@ -29,10 +29,10 @@ pub fn run(args: Args) -> ExitCode {
         };
         let result = validate(&input.bytes);
         let report = Report::new(&input.name, &result);
-        if let Some(entry) = result.as_ref().ok().and_then(|e| e.entry()) {
-            if let Some(note) = entry.deprecated {
-                eprintln!("warning: {}: {}: {note}", input.name, entry.name);
-            }
+        if let Some(entry) = result.as_ref().ok().and_then(|e| e.entry())
+            && let Some(note) = entry.deprecated
+        {
+            eprintln!("warning: {}: {}: {note}", input.name, entry.name);
         }
         any_invalid |= !report.valid;
         let line = serde_json::to_string(&report).expect("a report always serialises");

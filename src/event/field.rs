@@ -239,13 +239,13 @@ macro_rules! body {
                 let mut map = $crate::event::field::expect_object(value, ctx)?;
                 let mut ok = true;
                 $(
-                    let $field: Option<$ty> =
-                        match $crate::event::field::take::<$ty>(&mut map, &[$json $(, $alias)*], ctx) {
-                            None => None,
-                            Some(None) => { ok = false; None }
-                            Some(some) => some,
-                        };
+                    let $field = $crate::event::field::take::<$ty>(&mut map, &[$json $(, $alias)*], ctx);
                     $crate::__body_field_finish!($rule $field $json ctx);
+                    let $field: Option<$ty> = match $field {
+                        None => None,
+                        Some(None) => { ok = false; None }
+                        Some(some) => some,
+                    };
                 )*
                 if !ok {
                     return None;

@@ -149,7 +149,11 @@ impl Event {
     }
 }
 
-fn required<T: FromJson>(map: &mut Map<String, Value>, name: &'static str, ctx: &mut Ctx) -> Option<T> {
+fn required<T: FromJson>(
+    map: &mut Map<String, Value>,
+    name: &'static str,
+    ctx: &mut Ctx,
+) -> Option<T> {
     match take::<T>(map, &[name], ctx) {
         None => {
             ctx.at(name, |c| c.problem(Reason::Missing));

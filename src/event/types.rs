@@ -183,7 +183,9 @@ impl Timestamp {
 impl Ord for Timestamp {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         // The raw text breaks ties deterministically (`…14Z` vs `…14.000Z`).
-        self.at.cmp(&other.at).then_with(|| self.raw.cmp(&other.raw))
+        self.at
+            .cmp(&other.at)
+            .then_with(|| self.raw.cmp(&other.raw))
     }
 }
 
@@ -480,5 +482,188 @@ impl<T: Serialize> Serialize for Embedded<T> {
             Some(raw) => serializer.serialize_str(raw),
             None => self.value.serialize(serializer),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn read<T: FromJson>(value: Value) -> Result<T, Vec<crate::validate::Problem>> {
+        let mut ctx = Ctx::new();
+        T::from_json(value, &mut ctx).ok_or_else(|| ctx.into_problems())
+    }
+
+    #[test]
+    fn numbers_are_accepted_as_numbers_or_numeric_strings() {
+        let n: Num<u64> = read(json!("5510872")).unwrap();
+        assert_eq!((n.get(), n.was_string()), (5_510_872, true));
+        let n: Num<u64> = read(json!(720)).unwrap();
+        assert_eq!((n.get(), n.was_string()), (720, false));
+        let f: Num<f64> = read(json!("68.576667")).unwrap();
+        assert_eq!(f.get(), 68.576667);
+        let i: Num<i64> = read(json!(" -3 ")).unwrap();
+        assert_eq!(i.get(), -3);
+    }
+
+    #[test]
+    fn numbers_keep_their_original_form_when_serialised() {
+        let n: Num<u64> = read(json!("0042")).unwrap();
+        assert_eq!(serde_json::to_value(&n).unwrap(), json!("0042"));
+        let n: Num<u64> = read(json!(42)).unwrap();
+        assert_eq!(serde_json::to_value(&n).unwrap(), json!(42));
+    }
+
+    #[test]
+    fn numbers_reject_what_is_not_a_number_of_the_right_kind() {
+        for bad in [
+            json!("abc"),
+            json!(""),
+            json!(-1),
+            json!(1.5),
+            json!(true),
+            json!({}),
+        ] {
+            let problems = read::<Num<u64>>(bad.clone()).unwrap_err();
+            assert_eq!(problems[0].reason, Reason::ExpectedUnsigned, "{bad}");
+        }
+        for bad in [json!("NaN"), json!("inf"), json!([1])] {
+            assert!(read::<Num<f64>>(bad).is_err());
+        }
+        assert!(read::<Num<i64>>(json!(1.25)).is_err());
+    }
+
+    #[test]
+    fn ids_must_be_non_empty_strings() {
+        assert_eq!(read::<Id>(json!("abc")).unwrap().as_str(), "abc");
+        assert_eq!(
+            read::<Id>(json!("")).unwrap_err()[0].reason,
+            Reason::EmptyId
+        );
+        assert_eq!(
+            read::<Id>(json!("  ")).unwrap_err()[0].reason,
+            Reason::EmptyId
+        );
+        assert_eq!(
+            read::<Id>(json!(12)).unwrap_err()[0].reason,
+            Reason::ExpectedString
+        );
+    }
+
+    #[test]
+    fn timestamps_must_be_utc_iso_8601() {
+        let t: Timestamp = read(json!("2022-07-15T08:48:14Z")).unwrap();
+        assert_eq!(t.unix_nanos(), 1_657_874_894_000_000_000);
+        let t: Timestamp = read(json!("2022-06-29T01:35:31.716Z")).unwrap();
+        assert_eq!(t.unix_nanos(), 1_656_466_531_716_000_000);
+        assert!(read::<Timestamp>(json!("2022-07-15T08:48:14+00:00")).is_ok());
+        for bad in [
+            "2022-07-15T16:48:14+08:00",
+            "2022-07-15 08:48:14",
+            "2022-07-15",
+            "2022-13-15T08:48:14Z",
+            "",
+        ] {
+            let problems = read::<Timestamp>(json!(bad)).unwrap_err();
+            assert_eq!(problems[0].reason, Reason::NotUtcTime, "{bad}");
+        }
+        assert!(read::<Timestamp>(json!(1657874894)).is_err());
+    }
+
+    #[test]
+    fn timestamps_order_by_instant_then_text() {
+        let a = Timestamp::parse("2022-07-15T08:48:14Z".into()).unwrap();
+        let b = Timestamp::parse("2022-07-15T08:48:14.000Z".into()).unwrap();
+        let c = Timestamp::parse("2022-07-15T08:48:14.001Z".into()).unwrap();
+        assert_eq!(a.unix_nanos(), b.unix_nanos());
+        // Same instant, different text: still a strict, deterministic order.
+        assert_ne!(a.cmp(&b), std::cmp::Ordering::Equal);
+        assert_eq!(a.cmp(&b), b.cmp(&a).reverse());
+        assert!(a < c && b < c);
+    }
+
+    #[test]
+    fn statuses_normalise_where_the_meaning_is_certain() {
+        use StatusClass::*;
+        let cases = [
+            ("Success", Success),
+            ("success", Success),
+            ("Succeed", Success),
+            ("Finished", Success),
+            ("Complete", Success),
+            ("AnalyzeSuccess", Success),
+            ("Fail", Failure),
+            ("Failed", Failure),
+            ("AnalyzeFailed", Failure),
+            ("record_started", InProgress),
+            ("record_paused", InProgress),
+            ("record_resumed", InProgress),
+            ("Processing", InProgress),
+            ("PartialSucceed", Other),
+            ("record_stopped", Other),
+            ("Normal", Other),
+        ];
+        for (raw, class) in cases {
+            let status: Status = read(json!(raw)).unwrap();
+            assert_eq!(status.class(), class, "{raw}");
+            assert_eq!(status.as_str(), raw, "kept verbatim");
+        }
+        assert_eq!(
+            read::<Status>(json!("")).unwrap_err()[0].reason,
+            Reason::EmptyId
+        );
+    }
+
+    #[test]
+    fn json_text_decodes_json_and_keeps_plain_text() {
+        let t: JsonText = read(json!("{\"www\":111}")).unwrap();
+        assert_eq!(t.value(), Some(&json!({"www": 111})));
+        let t: JsonText = read(json!("plain words")).unwrap();
+        assert_eq!(t, JsonText::Text("plain words".into()));
+        // A bare number in a string is text, not JSON.
+        let t: JsonText = read(json!("123")).unwrap();
+        assert_eq!(t.value(), None);
+        let t: JsonText = read(json!({"inline": true})).unwrap();
+        assert_eq!(t.value(), Some(&json!({"inline": true})));
+        assert_eq!(serde_json::to_value(&t).unwrap(), json!({"inline": true}));
+    }
+
+    #[test]
+    fn user_data_double_encoded_as_a_whole_or_per_member_decodes_the_same() {
+        let inner = json!({"CallbackURL": "https://x", "CallbackType": "http"});
+        let once = json!({"MessageCallback": inner}).to_string();
+        let member = json!({"MessageCallback": inner.to_string()}).to_string();
+        let whole = Value::String(once.clone()).to_string();
+        let expected = json!({"MessageCallback": inner});
+        for raw in [once, member, whole] {
+            let data: UserData = read(Value::String(raw.clone())).unwrap();
+            assert_eq!(data.decoded(), Some(&expected), "{raw}");
+            assert_eq!(serde_json::to_value(&data).unwrap(), Value::String(raw));
+        }
+    }
+
+    #[test]
+    fn embedded_json_is_decoded_strictly_with_paths_below_the_field() {
+        use crate::event::body::workflow::TaskInput;
+        let mut ctx = Ctx::new();
+        let got = ctx.at("TaskInput", |ctx| {
+            Embedded::<TaskInput>::from_json(json!("{\"Type\":\"Media\"}"), ctx)
+        });
+        assert!(got.is_none());
+        let problems = ctx.into_problems();
+        assert_eq!(problems[0].path, "/TaskInput/Media");
+        assert_eq!(problems[0].reason, Reason::Missing);
+
+        let ok: Embedded<TaskInput> = read(json!("{\"Type\":\"Media\",\"Media\":\"m1\"}")).unwrap();
+        assert_eq!(ok.value.media_id().map(Id::as_str), Some("m1"));
+        let inline: Embedded<TaskInput> =
+            read(json!({"Type": "OSS", "Media": "oss://b/o"})).unwrap();
+        assert_eq!(inline.raw, None);
+        assert_eq!(inline.value.media_id(), None);
+        assert!(matches!(
+            read::<Embedded<TaskInput>>(json!("{oops")).unwrap_err()[0].reason,
+            Reason::EmbeddedJson { .. }
+        ));
     }
 }

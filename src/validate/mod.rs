@@ -9,8 +9,8 @@ mod problem;
 
 pub use problem::{Problem, Reason};
 
-use crate::event::{Event, Rejection};
 use crate::event::catalogue::{Classification, classify};
+use crate::event::{Event, Rejection};
 use serde::Serialize;
 
 /// The outcome of validating one input, as printed by `ims-callback validate`.

@@ -70,7 +70,10 @@ impl fmt::Display for Reason {
                 line,
                 column,
                 message,
-            } => write!(f, "malformed JSON at line {line} column {column}: {message}"),
+            } => write!(
+                f,
+                "malformed JSON at line {line} column {column}: {message}"
+            ),
             Reason::NotAnObject { found } => {
                 write!(f, "an IMS event must be a JSON object, found {found}")
             }
