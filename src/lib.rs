@@ -6,3 +6,4 @@
 
 pub mod event;
 pub mod validate;
+pub mod state;

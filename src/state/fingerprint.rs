@@ -1,0 +1,94 @@
+//! Event fingerprints: a stable identity from an event's canonical content.
+//!
+//! The canonical form is the parsed JSON re-serialised compactly with
+//! object keys sorted (serde_json's default map is ordered), so IMS retries
+//! and the same event delivered over HTTP and MNS — which may differ in
+//! whitespace or key order — get the same fingerprint. SHA-256, truncated
+//! to 128 bits (32 hex digits): collision-free in practice, short in keys.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::fmt;
+
+/// A 32-hex-digit event fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Fingerprint(String);
+
+impl Fingerprint {
+    /// The fingerprint of a parsed JSON value (its canonical form).
+    pub fn of_value(value: &Value) -> Self {
+        // Writing into the hasher avoids materialising the canonical bytes.
+        let mut hasher = HashWriter(Sha256::new());
+        serde_json::to_writer(&mut hasher, value).expect("hashing cannot fail");
+        Fingerprint::from_digest(&hasher.0.finalize())
+    }
+
+    /// The fingerprint of raw bytes (for inputs that are not valid JSON).
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Fingerprint::from_digest(&Sha256::digest(bytes))
+    }
+
+    fn from_digest(digest: &[u8]) -> Self {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut s = String::with_capacity(32);
+        for &b in &digest[..16] {
+            s.push(HEX[usize::from(b >> 4)] as char);
+            s.push(HEX[usize::from(b & 0x0f)] as char);
+        }
+        Fingerprint(s)
+    }
+
+    /// The hex digits.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parses 32 lowercase hex digits.
+    pub fn parse(s: &str) -> Option<Self> {
+        (s.len() == 32 && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| Fingerprint(s.to_owned()))
+    }
+}
+
+impl fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_order_and_whitespace_do_not_change_the_fingerprint() {
+        let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,2]}}"#).unwrap();
+        let b: Value = serde_json::from_str("{ \"a\": {\"x\": [1, 2], \"y\": 2},\n \"b\": 1 }").unwrap();
+        assert_eq!(Fingerprint::of_value(&a), Fingerprint::of_value(&b));
+        let c: Value = serde_json::from_str(r#"{"b":2,"a":{"y":2,"x":[1,2]}}"#).unwrap();
+        assert_ne!(Fingerprint::of_value(&a), Fingerprint::of_value(&c));
+    }
+
+    #[test]
+    fn fingerprints_are_32_hex_digits() {
+        let fp = Fingerprint::of_bytes(b"abc");
+        // SHA-256("abc") begins ba7816bf8f01cfea414140de5dae2223.
+        assert_eq!(fp.as_str(), "ba7816bf8f01cfea414140de5dae2223");
+        assert_eq!(Fingerprint::parse(fp.as_str()), Some(fp));
+        assert_eq!(Fingerprint::parse("xyz"), None);
+    }
+}

@@ -1,0 +1,358 @@
+//! Resource state and its merge rule — the pure core of step 5–6 of the
+//! pipeline, free of I/O.
+//!
+//! An event becomes a list of [`Change`]s, one per resource it touches
+//! ([`derive`]). A resource's [`ResourceState`] is a map of
+//! last-writer-wins registers: every field remembers the [`Stamp`] (event
+//! time, then fingerprint) of the event that wrote it, and a write only
+//! wins over an older stamp. A deletion is a sticky marker (the earliest
+//! deletion stamp is kept) and the history keeps the newest
+//! [`HISTORY_LIMIT`] events by stamp. Each of these is a join
+//! (commutative, associative, idempotent), so the stored state depends only
+//! on the *set* of events applied — never on their order or repetition —
+//! and holds nothing from the receiver's clock.
+
+pub mod derive;
+pub mod fingerprint;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub use derive::derive;
+pub use fingerprint::Fingerprint;
+
+/// How many history entries a resource keeps: the newest by stamp. Older
+/// events still merge into the fields; only their history line goes.
+pub const HISTORY_LIMIT: usize = 64;
+
+/// The kinds of resource an event can touch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ResourceKind {
+    /// `media/{MediaId}`: a media asset.
+    Media,
+    /// `job/{JobId}`: a processing, AI, editing or upload job.
+    Job,
+    /// `task/{TaskId}`: a workflow task.
+    Task,
+    /// `live-record/{jobId}`: a live recording task.
+    LiveRecord,
+}
+
+impl ResourceKind {
+    /// Every kind, for listings.
+    pub const ALL: [ResourceKind; 4] = [
+        ResourceKind::Media,
+        ResourceKind::Job,
+        ResourceKind::Task,
+        ResourceKind::LiveRecord,
+    ];
+
+    /// The key prefix (`media`, `job`, `task`, `live-record`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResourceKind::Media => "media",
+            ResourceKind::Job => "job",
+            ResourceKind::Task => "task",
+            ResourceKind::LiveRecord => "live-record",
+        }
+    }
+
+    /// Parses a key prefix.
+    pub fn parse(s: &str) -> Option<ResourceKind> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// A resource key: `kind/id`, e.g. `media/c321b3a0…`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ResourceKey {
+    kind: ResourceKind,
+    key: String,
+}
+
+impl ResourceKey {
+    /// The key of resource `id` of `kind`.
+    pub fn new(kind: ResourceKind, id: &str) -> Self {
+        ResourceKey {
+            kind,
+            key: format!("{}/{id}", kind.as_str()),
+        }
+    }
+
+    /// The kind of resource.
+    pub fn kind(&self) -> ResourceKind {
+        self.kind
+    }
+
+    /// The id part.
+    pub fn id(&self) -> &str {
+        &self.key[self.kind.as_str().len() + 1..]
+    }
+
+    /// The full key.
+    pub fn as_str(&self) -> &str {
+        &self.key
+    }
+}
+
+impl TryFrom<&str> for ResourceKey {
+    type Error = String;
+    fn try_from(s: &str) -> Result<Self, String> {
+        let (kind, id) = s
+            .split_once('/')
+            .ok_or_else(|| format!("`{s}` is not a resource key (expected KIND/ID)"))?;
+        let kind = ResourceKind::parse(kind).ok_or_else(|| {
+            format!("unknown resource kind `{kind}` (expected media, job, task or live-record)")
+        })?;
+        if id.is_empty() {
+            return Err(format!("`{s}` has an empty id"));
+        }
+        Ok(ResourceKey::new(kind, id))
+    }
+}
+
+impl fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.key)
+    }
+}
+
+/// The order of writes: event time (ns since the epoch), then the event
+/// fingerprint as a deterministic tie-break.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Stamp {
+    /// `EventTime` in nanoseconds since the Unix epoch.
+    #[serde(rename = "t")]
+    pub nanos: i64,
+    /// The event's fingerprint.
+    #[serde(rename = "e")]
+    pub fingerprint: String,
+}
+
+/// One last-writer-wins field.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Register {
+    /// The value.
+    #[serde(rename = "v")]
+    pub value: Value,
+    /// Who wrote it, and when.
+    #[serde(flatten)]
+    pub stamp: Stamp,
+}
+
+/// One line of a resource's history: an event that touched it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// The event's stamp (time, fingerprint).
+    #[serde(flatten)]
+    pub stamp: Stamp,
+    /// `EventTime` as IMS sent it.
+    pub at: String,
+    /// `EventType` as IMS sent it.
+    pub event_type: String,
+    /// The event's status value, verbatim, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub status: Option<String>,
+}
+
+/// The sticky deletion marker of a media asset.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Deletion {
+    /// The earliest deletion's stamp.
+    #[serde(flatten)]
+    pub stamp: Stamp,
+    /// Its `EventTime`.
+    pub at: String,
+}
+
+/// What one event does to one resource.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    /// The resource.
+    pub key: ResourceKey,
+    /// Field writes (`path` → value), each last-writer-wins.
+    pub writes: Vec<(String, Value)>,
+    /// True when the event deletes the resource (terminal).
+    pub delete: bool,
+}
+
+impl Change {
+    /// An empty change to `key`.
+    pub fn new(key: ResourceKey) -> Self {
+        Change {
+            key,
+            writes: Vec::new(),
+            delete: false,
+        }
+    }
+
+    /// Writes `value` to field `path`.
+    pub fn set(&mut self, path: impl Into<String>, value: impl Into<Value>) -> &mut Self {
+        self.writes.push((path.into(), value.into()));
+        self
+    }
+
+    /// Writes `value` to field `path` when present.
+    pub fn set_opt<V: Into<Value>>(&mut self, path: impl Into<String>, value: Option<V>) -> &mut Self {
+        if let Some(value) = value {
+            self.set(path, value);
+        }
+        self
+    }
+}
+
+/// The event-level facts every change of one event shares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventMeta {
+    /// Stamp of the event.
+    pub stamp: Stamp,
+    /// `EventTime` as sent.
+    pub at: String,
+    /// `EventType` as sent.
+    pub event_type: String,
+    /// The event's primary status value, verbatim.
+    pub status: Option<String>,
+}
+
+/// What applying a change did to a resource.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ApplyOutcome {
+    /// The state changed.
+    Applied,
+    /// The event was already applied (found in the history).
+    Duplicate,
+    /// Nothing changed: every field it writes has a newer value and it is
+    /// older than the retained history (or its effects were already there).
+    Stale,
+}
+
+/// The stored state of one resource.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ResourceState {
+    /// The resource key.
+    pub key: String,
+    /// The summary status, derived from the fields (see the README).
+    pub status: String,
+    /// `EventTime` of the newest event applied.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub updated_at: Option<String>,
+    /// Set once the resource is deleted; never cleared.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub deleted: Option<Deletion>,
+    /// Last-writer-wins fields, by path.
+    pub fields: BTreeMap<String, Register>,
+    /// The newest [`HISTORY_LIMIT`] events, oldest first.
+    pub history: Vec<HistoryEntry>,
+}
+
+impl ResourceState {
+    /// The state of a resource no event has touched yet.
+    pub fn new(key: &ResourceKey) -> Self {
+        ResourceState {
+            key: key.to_string(),
+            status: "unknown".into(),
+            updated_at: None,
+            deleted: None,
+            fields: BTreeMap::new(),
+            history: Vec::new(),
+        }
+    }
+
+    /// Merges one event's change into the state.
+    pub fn apply(&mut self, meta: &EventMeta, change: &Change) -> ApplyOutcome {
+        let position = self.history.binary_search_by(|h| h.stamp.cmp(&meta.stamp));
+        let Err(position) = position else {
+            return ApplyOutcome::Duplicate;
+        };
+        let mut changed = false;
+        for (path, value) in &change.writes {
+            match self.fields.get_mut(path) {
+                Some(register) if register.stamp >= meta.stamp => {}
+                Some(register) => {
+                    register.value = value.clone();
+                    register.stamp = meta.stamp.clone();
+                    changed = true;
+                }
+                None => {
+                    self.fields.insert(
+                        path.clone(),
+                        Register {
+                            value: value.clone(),
+                            stamp: meta.stamp.clone(),
+                        },
+                    );
+                    changed = true;
+                }
+            }
+        }
+        if change.delete && self.deleted.as_ref().is_none_or(|d| meta.stamp < d.stamp) {
+            self.deleted = Some(Deletion {
+                stamp: meta.stamp.clone(),
+                at: meta.at.clone(),
+            });
+            changed = true;
+        }
+        if self.history.len() < HISTORY_LIMIT || position > 0 {
+            self.history.insert(
+                position,
+                HistoryEntry {
+                    stamp: meta.stamp.clone(),
+                    at: meta.at.clone(),
+                    event_type: meta.event_type.clone(),
+                    status: meta.status.clone(),
+                },
+            );
+            if self.history.len() > HISTORY_LIMIT {
+                self.history.remove(0);
+            }
+            changed = true;
+        }
+        if !changed {
+            return ApplyOutcome::Stale;
+        }
+        self.updated_at = self.history.last().map(|h| h.at.clone());
+        self.status = self.derive_status();
+        ApplyOutcome::Applied
+    }
+
+    /// The value of field `path`, if written.
+    pub fn field(&self, path: &str) -> Option<&Value> {
+        self.fields.get(path).map(|r| &r.value)
+    }
+
+    /// The summary status: `deleted` once deleted; otherwise the `status`
+    /// field; for a job with outputs but no final event, `in_progress`;
+    /// otherwise `unknown`.
+    fn derive_status(&self) -> String {
+        if self.deleted.is_some() {
+            return "deleted".into();
+        }
+        if let Some(Value::String(status)) = self.field("status") {
+            return status.clone();
+        }
+        let has_parts = ["outputs/", "output_groups/", "subjobs/", "files/"]
+            .iter()
+            .any(|p| self.fields.range(p.to_string()..).next().is_some_and(|(k, _)| k.starts_with(p)));
+        if has_parts { "in_progress" } else { "unknown" }.into()
+    }
+
+    /// A reader's view: fields flattened to their values, without stamps.
+    pub fn view(&self) -> Value {
+        let fields: serde_json::Map<String, Value> = self
+            .fields
+            .iter()
+            .map(|(k, r)| (k.clone(), r.value.clone()))
+            .collect();
+        serde_json::json!({
+            "key": self.key,
+            "status": self.status,
+            "updated_at": self.updated_at,
+            "deleted_at": self.deleted.as_ref().map(|d| &d.at),
+            "fields": fields,
+            "history": self.history,
+        })
+    }
+}
