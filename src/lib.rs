@@ -5,3 +5,4 @@
 //! backends) so that every entry point runs the same code.
 
 pub mod event;
+pub mod store;
