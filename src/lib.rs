@@ -1,9 +1,11 @@
 //! ims-callback: the callback receiver for Alibaba Cloud IMS events.
 //!
-//! The crate is a pure core (event model, validation) with thin edges
-//! (CLI, and later the HTTP server, the Lambda adapter and the store
-//! backends) so that every entry point runs the same code.
+//! A pure core — the event model ([`event`]), validation ([`validate`]) and
+//! resource state with its merge rule ([`state`]) — with thin edges: the
+//! key-value [`store`] backends and the pipeline that applies events to
+//! them, and the CLI. Every entry point runs the same functions.
 
 pub mod event;
-pub mod validate;
 pub mod state;
+pub mod store;
+pub mod validate;

@@ -1,0 +1,402 @@
+//! The storage layer: a small async key-value store with compare-and-set.
+//!
+//! Everything above this module (the event pipeline, the query API) sees only
+//! the [`Store`] trait: bytes in, bytes out, keyed by strings. Nothing here
+//! knows about events.
+//!
+//! Operations:
+//! - [`Store::get`] — the value and its [`Version`], or `None`;
+//! - [`Store::compare_and_set`] — write only if the current version is the
+//!   expected one (`None` = create only if absent); versions start at 1 and
+//!   grow by one on every successful write, so a read–modify–CAS loop is the
+//!   whole concurrency story;
+//! - [`Store::list_prefix`] — a bounded, sorted page of keys with a prefix,
+//!   for the query API;
+//! - [`Store::health`] — can the backend serve requests right now.
+//!
+//! There is no delete: resources are never removed, only moved to a terminal
+//! state by the layer above.
+//!
+//! Backends (see [`AnyStore::open`] for the setting that picks one):
+//! - [`memory::MemoryStore`] — in-process, for tests and throwaway runs;
+//! - [`redb::RedbStore`] — an embedded file, durable on every commit;
+//! - [`redis::RedisStore`] — a Redis node or a Redis Cluster (ApsaraDB for
+//!   Redis / Tair), CAS as a server-side script.
+//!
+//! Every backend bounds every call by [`StoreOptions::timeout`]; a call that
+//! takes longer fails with [`StoreError::Timeout`]. A timed-out write has an
+//! *unknown* outcome (it may still be applied), which is safe for a
+//! read–modify–CAS caller: it re-reads and retries.
+
+use std::fmt;
+use std::future::Future;
+use std::time::Duration;
+
+pub mod memory;
+pub mod redb;
+pub mod redis;
+
+pub use self::memory::MemoryStore;
+pub use self::redb::RedbStore;
+pub use self::redis::RedisStore;
+
+/// Largest value accepted, in bytes (32 MiB: the Function Compute HTTP body limit,
+/// so a raw event always fits).
+pub const MAX_VALUE_LEN: usize = 32 * 1024 * 1024;
+
+/// Largest key accepted, in bytes of UTF-8.
+pub const MAX_KEY_LEN: usize = 1024;
+
+/// Most entries one [`Store::list_prefix`] call returns; larger limits are capped.
+pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// Default for [`StoreOptions::timeout`].
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The version of a stored value: 1 when the key is created, +1 on every
+/// successful [`Store::compare_and_set`]. Strictly monotonic per key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Version(u64);
+
+impl Version {
+    /// The version of a freshly created key.
+    pub const FIRST: Version = Version(1);
+
+    /// A version from its number, e.g. one a client sent back as an ETag.
+    pub const fn new(n: u64) -> Self {
+        Version(n)
+    }
+
+    /// The version number.
+    pub const fn get(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for Version {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// A stored value together with its version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Versioned {
+    /// The version of `value`; pass it to [`Store::compare_and_set`] to update it.
+    pub version: Version,
+    /// The stored bytes.
+    pub value: Vec<u8>,
+}
+
+/// The result of a [`Store::compare_and_set`] that reached the backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CasOutcome {
+    /// The value was written; this is its new version.
+    Written(Version),
+    /// The current version was not the expected one; nothing was written.
+    /// `current` is what the store holds (`None` = absent), for diagnostics:
+    /// callers should re-read rather than retry blindly with it.
+    Conflict {
+        /// The version found, or `None` if the key is absent.
+        current: Option<Version>,
+    },
+}
+
+/// Why a store call failed.
+///
+/// Display texts never contain a Redis password: URLs are shown redacted
+/// (see [`redact_url`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The call did not finish within [`StoreOptions::timeout`]. A write may or
+    /// may not have been applied. Retryable.
+    #[error("store call timed out")]
+    Timeout,
+    /// The backend cannot be reached or is not serving (connection refused or
+    /// dropped, cluster down, loading, I/O error). Retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// The backend answered with an error that retrying will not fix (wrong
+    /// data type at a key, corrupt record, script error).
+    #[error("store backend error: {0}")]
+    Backend(String),
+    /// The store setting is malformed or names something unsupported.
+    #[error("invalid store configuration: {0}")]
+    InvalidConfig(String),
+    /// The key is empty or longer than [`MAX_KEY_LEN`] bytes.
+    #[error("invalid store key: {0}")]
+    InvalidKey(String),
+    /// The value is larger than [`MAX_VALUE_LEN`].
+    #[error("value of {len} bytes exceeds the store limit of {max} bytes")]
+    ValueTooLarge {
+        /// Size of the rejected value.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+}
+
+impl StoreError {
+    /// Whether the same call may succeed if tried again later (the caller should
+    /// answer "retry later", e.g. HTTP 503, rather than "bad request").
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, StoreError::Timeout | StoreError::Unavailable(_))
+    }
+}
+
+/// Settings shared by all backends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    /// Upper bound on every store call, including connecting.
+    pub timeout: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+/// An async key-value store with per-key versions and compare-and-set.
+///
+/// Keys are non-empty UTF-8 strings of at most [`MAX_KEY_LEN`] bytes, ordered
+/// by their bytes (the order of `str`). Values are opaque bytes of at most
+/// [`MAX_VALUE_LEN`]. Implementations are cheap-to-clone handles; clones share
+/// the same data and connections.
+///
+/// The methods return `Send` futures so that callers can hold a store in an
+/// axum state or spawn tasks around it.
+pub trait Store: Send + Sync {
+    /// The current value of `key` and its version, or `None` if absent.
+    fn get(&self, key: &str) -> impl Future<Output = Result<Option<Versioned>, StoreError>> + Send;
+
+    /// Write `value` at `key` if the current version is `expected`.
+    ///
+    /// `expected = None` creates the key only if it is absent (the new
+    /// version is then [`Version::FIRST`]). On a mismatch nothing is written
+    /// and [`CasOutcome::Conflict`] is returned (not an error).
+    fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+    ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
+
+    /// Keys starting with `prefix` and their values, sorted by key, strictly
+    /// after `start_after` if given, at most `min(limit, MAX_LIST_LIMIT)`.
+    ///
+    /// To page: pass the last key of a page as the next `start_after`. The
+    /// listing is not a snapshot: entries written meanwhile may or may not
+    /// appear, but each returned value is one that was stored at that key.
+    fn list_prefix(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(String, Versioned)>, StoreError>> + Send;
+
+    /// `Ok(())` if the backend can serve requests now.
+    fn health(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
+/// A store chosen at run time from one setting, without `Box<dyn>`.
+///
+/// All methods delegate to the backend. Clones share the same backend.
+#[derive(Debug, Clone)]
+pub enum AnyStore {
+    /// In-process map.
+    Memory(MemoryStore),
+    /// Embedded redb file.
+    Redb(RedbStore),
+    /// A single Redis node (or a Redis-compatible proxy).
+    Redis(RedisStore),
+    /// A Redis Cluster.
+    RedisCluster(RedisStore),
+}
+
+impl AnyStore {
+    /// Open the store named by `spec` with default [`StoreOptions`].
+    ///
+    /// Forms of `spec` (the `IMS_STORE` setting):
+    /// - `memory` — in-process, lost on exit;
+    /// - `redb:PATH` — a redb file at `PATH`, created if absent
+    ///   (e.g. `redb:./ims-state.redb`);
+    /// - `redis://[[USER]:PASSWORD@]HOST[:PORT][/DB][?OPTIONS]` — one Redis node;
+    ///   `rediss://…` for TLS;
+    /// - `redis+cluster://[[USER]:PASSWORD@]HOST:PORT[,HOST:PORT…][/][?OPTIONS]` —
+    ///   a Redis Cluster, given one or more seed nodes (the rest are discovered);
+    ///   `rediss+cluster://…` for TLS.
+    ///
+    /// Redis `OPTIONS` (URL query, values percent-encoded):
+    /// - `prefix=P` — prepended to every Redis key (default `ims:`, may be empty;
+    ///   must not contain `{` or `}`, which would break the hash tags);
+    /// - `tls_ca=PATH` — a PEM file of CA certificates to trust instead of the
+    ///   built-in public roots (ApsaraDB for Redis TLS uses its own CA).
+    ///
+    /// Unknown options are rejected, so a typo cannot silently change the key
+    /// space. Redis connections are made lazily: `open` does not fail when the
+    /// server is down (call [`Store::health`] for that), only when the spec is
+    /// invalid or a file cannot be opened.
+    pub async fn open(spec: &str) -> Result<AnyStore, StoreError> {
+        Self::open_with(spec, &StoreOptions::default()).await
+    }
+
+    /// [`AnyStore::open`] with explicit options.
+    pub async fn open_with(spec: &str, options: &StoreOptions) -> Result<AnyStore, StoreError> {
+        let spec = spec.trim();
+        if spec == "memory" {
+            return Ok(AnyStore::Memory(MemoryStore::new()));
+        }
+        if let Some(path) = spec.strip_prefix("redb:") {
+            return Ok(AnyStore::Redb(RedbStore::open(path, options).await?));
+        }
+        let scheme = spec.split_once("://").map(|(s, _)| s);
+        match scheme {
+            Some("redis" | "rediss") => Ok(AnyStore::Redis(RedisStore::open(spec, options)?)),
+            Some("redis+cluster" | "rediss+cluster") => Ok(AnyStore::RedisCluster(
+                RedisStore::open_cluster(spec, options)?,
+            )),
+            _ => Err(StoreError::InvalidConfig(format!(
+                "unknown store `{}`: expected `memory`, `redb:PATH`, `redis://…`, \
+                 `rediss://…`, `redis+cluster://…` or `rediss+cluster://…`",
+                redact_url(spec)
+            ))),
+        }
+    }
+
+    /// The backend's short name: `memory`, `redb`, `redis` or `redis-cluster`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            AnyStore::Memory(_) => "memory",
+            AnyStore::Redb(_) => "redb",
+            AnyStore::Redis(_) => "redis",
+            AnyStore::RedisCluster(_) => "redis-cluster",
+        }
+    }
+}
+
+/// Delegate one trait method to whichever backend `self` holds.
+macro_rules! delegate {
+    ($self:ident, $s:ident => $call:expr) => {
+        match $self {
+            AnyStore::Memory($s) => $call.await,
+            AnyStore::Redb($s) => $call.await,
+            AnyStore::Redis($s) | AnyStore::RedisCluster($s) => $call.await,
+        }
+    };
+}
+
+impl Store for AnyStore {
+    async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
+        delegate!(self, s => s.get(key))
+    }
+
+    async fn compare_and_set(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+    ) -> Result<CasOutcome, StoreError> {
+        delegate!(self, s => s.compare_and_set(key, expected, value))
+    }
+
+    async fn list_prefix(
+        &self,
+        prefix: &str,
+        start_after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Versioned)>, StoreError> {
+        delegate!(self, s => s.list_prefix(prefix, start_after, limit))
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        delegate!(self, s => s.health())
+    }
+}
+
+/// `url` with any password (the userinfo after `user:`) replaced by `***`.
+///
+/// Works on malformed input too, since it is used to report malformed
+/// settings: the userinfo is everything between `://` and the last `@`
+/// before any `?` or `#`. A userinfo without `:` is hidden whole, since some
+/// people write `redis://PASSWORD@host`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let head_end = rest.find(['?', '#']).unwrap_or(rest.len());
+    let Some(at) = rest[..head_end].rfind('@') else {
+        return url.to_owned();
+    };
+    let userinfo = &rest[..at];
+    let shown = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_owned(),
+    };
+    format!("{scheme}://{shown}{}", &rest[at..])
+}
+
+/// Reject keys the backends cannot all store the same way.
+pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
+    if key.is_empty() {
+        return Err(StoreError::InvalidKey("empty key".to_owned()));
+    }
+    if key.len() > MAX_KEY_LEN {
+        return Err(StoreError::InvalidKey(format!(
+            "key of {} bytes exceeds {MAX_KEY_LEN}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Reject values over [`MAX_VALUE_LEN`] before they reach a backend.
+pub(crate) fn check_value(value: &[u8]) -> Result<(), StoreError> {
+    if value.len() > MAX_VALUE_LEN {
+        return Err(StoreError::ValueTooLarge {
+            len: value.len(),
+            max: MAX_VALUE_LEN,
+        });
+    }
+    Ok(())
+}
+
+/// Run `fut`, failing with [`StoreError::Timeout`] after `limit`.
+pub(crate) async fn bounded<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .unwrap_or(Err(StoreError::Timeout))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact_url("redis://:hunter2@h:6379/0"),
+            "redis://:***@h:6379/0"
+        );
+        assert_eq!(
+            redact_url("rediss://u:p@ss@h:1?prefix=a@b"),
+            "rediss://u:***@h:1?prefix=a@b"
+        );
+        assert_eq!(redact_url("redis://secret@h"), "redis://***@h");
+        assert_eq!(redact_url("redis://h:1/?prefix=x"), "redis://h:1/?prefix=x");
+        assert_eq!(redact_url("memory"), "memory");
+    }
+
+    #[test]
+    fn retryable() {
+        assert!(StoreError::Timeout.is_retryable());
+        assert!(StoreError::Unavailable("x".into()).is_retryable());
+        assert!(!StoreError::Backend("x".into()).is_retryable());
+        assert!(!StoreError::ValueTooLarge { len: 2, max: 1 }.is_retryable());
+    }
+}
