@@ -1,6 +1,10 @@
 //! The command-line interface of the `ims-callback` binary.
 
 mod input;
+mod invoke;
+mod replay;
+mod state;
+mod store_args;
 mod validate;
 
 use clap::{Parser, Subcommand};
@@ -21,6 +25,17 @@ enum Command {
     /// Exit status: 0 when every input is valid, 1 when any is invalid,
     /// 2 on a usage or I/O error.
     Validate(validate::Args),
+    /// Run the whole pipeline locally (validate, derive, apply to the store);
+    /// print one outcome line per input.
+    ///
+    /// Exit status: 0 when every input was applied, 1 when any was rejected
+    /// (it is kept in the store's rejected area), 2 on a usage, I/O or
+    /// store error.
+    Invoke(invoke::Args),
+    /// Print a resource's stored state as JSON (exit 1 if absent).
+    State(state::Args),
+    /// Re-process stored rejected inputs; those now valid are applied.
+    Replay(replay::Args),
 }
 
 /// Exit status for usage and I/O errors (clap uses 2 for usage errors too).
@@ -31,6 +46,9 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Validate(args) => validate::run(args),
+            Command::Invoke(args) => invoke::run(args),
+            Command::State(args) => state::run(args),
+            Command::Replay(args) => replay::run(args),
         }
     }
 }

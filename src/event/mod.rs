@@ -59,16 +59,23 @@ impl std::fmt::Display for Rejection {
 
 impl std::error::Error for Rejection {}
 
-impl Event {
-    /// Parses raw bytes into a validated event.
-    pub fn from_slice(bytes: &[u8]) -> Result<Event, Rejection> {
-        let value: Value = serde_json::from_slice(bytes).map_err(|e| Rejection {
+impl From<serde_json::Error> for Rejection {
+    /// A rejection for input that is not JSON, with its line and column.
+    fn from(e: serde_json::Error) -> Self {
+        Rejection {
             event_type: None,
             problems: vec![Problem {
                 path: String::new(),
                 reason: malformed(&e),
             }],
-        })?;
+        }
+    }
+}
+
+impl Event {
+    /// Parses raw bytes into a validated event.
+    pub fn from_slice(bytes: &[u8]) -> Result<Event, Rejection> {
+        let value: Value = serde_json::from_slice(bytes)?;
         Event::from_value(value)
     }
 

@@ -93,7 +93,8 @@ impl Change {
 
     fn errors(&mut self, code: &Option<String>, message: &Option<String>) -> &mut Self {
         // IMS sends "" for "no error" on successes.
-        let non_empty = |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
+        let non_empty =
+            |s: &Option<String>| s.as_deref().filter(|s| !s.is_empty()).map(str::to_owned);
         self.set_opt("error_code", non_empty(code))
             .set_opt("error_message", non_empty(message))
     }
@@ -173,7 +174,10 @@ fn derive_changes<'a>(body: &'a Body, out: &mut Changes) -> Option<&'a str> {
         }
         RegisterMediaComplete(b) => {
             out.media(&b.media_id)
-                .set("status", lifecycle(&b.status, "registered", "registration_failed"))
+                .set(
+                    "status",
+                    lifecycle(&b.status, "registered", "registration_failed"),
+                )
                 .set("registration/status", b.status.as_str())
                 .errors(&b.error_code, &b.error_message)
                 .user_data(&b.user_data);
@@ -326,10 +330,16 @@ fn derive_changes<'a>(body: &'a Body, out: &mut Changes) -> Option<&'a str> {
                 .set(format!("{output}/status"), summary(&b.status))
                 .set(format!("{output}/name"), b.name.as_str())
                 .set_opt(format!("{output}/output_url"), b.output_url.as_deref())
-                .set_opt(format!("{output}/media_id"), b.media_id.as_ref().map(Id::as_str));
+                .set_opt(
+                    format!("{output}/media_id"),
+                    b.media_id.as_ref().map(Id::as_str),
+                );
             if let Some(media_id) = &b.media_id {
                 out.media(media_id)
-                    .set("status", lifecycle(&b.status, "transcoded", "transcode_failed"))
+                    .set(
+                        "status",
+                        lifecycle(&b.status, "transcoded", "transcode_failed"),
+                    )
                     .set_opt("file_url", b.output_url.as_deref())
                     .set("source/job_id", b.job_id.as_str())
                     .set("source/output", b.name.as_str())
@@ -368,14 +378,20 @@ fn derive_changes<'a>(body: &'a Body, out: &mut Changes) -> Option<&'a str> {
             out.job(&b.job_id, "produce")
                 .status(&b.status)
                 .set_opt("media_id", b.media_id.as_ref().map(Id::as_str))
-                .set_opt("media_url", b.media_url.as_deref().filter(|u| !u.is_empty()))
+                .set_opt(
+                    "media_url",
+                    b.media_url.as_deref().filter(|u| !u.is_empty()),
+                )
                 .set("project_id", b.project_id.as_str())
                 .set_opt("master_job_id", b.master_job_id.as_ref().map(Id::as_str))
                 .errors(&b.error_code, &b.error_message)
                 .user_data(&b.user_data);
             if let Some(media_id) = &b.media_id {
                 out.media(media_id)
-                    .set("status", lifecycle(&b.status, "produced", "production_failed"))
+                    .set(
+                        "status",
+                        lifecycle(&b.status, "produced", "production_failed"),
+                    )
                     .set_opt("file_url", b.media_url.as_deref().filter(|u| !u.is_empty()))
                     .set("source/job_id", b.job_id.as_str())
                     .set("source/project_id", b.project_id.as_str());
@@ -415,7 +431,10 @@ fn derive_changes<'a>(body: &'a Body, out: &mut Changes) -> Option<&'a str> {
             // Live statuses are already precise (`record_paused`): keep them.
             change
                 .set("status", b.event.as_str())
-                .set("status_class", serde_json::to_value(b.event.class()).unwrap_or(Value::Null))
+                .set(
+                    "status_class",
+                    serde_json::to_value(b.event.class()).unwrap_or(Value::Null),
+                )
                 .set_opt("session", b.session.as_deref())
                 .set_opt("created", b.created.as_ref().map(|t| t.as_str()));
             if let Some(e) = &b.error_info {

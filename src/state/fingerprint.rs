@@ -77,7 +77,8 @@ mod tests {
     #[test]
     fn key_order_and_whitespace_do_not_change_the_fingerprint() {
         let a: Value = serde_json::from_str(r#"{"b":1,"a":{"y":2,"x":[1,2]}}"#).unwrap();
-        let b: Value = serde_json::from_str("{ \"a\": {\"x\": [1, 2], \"y\": 2},\n \"b\": 1 }").unwrap();
+        let b: Value =
+            serde_json::from_str("{ \"a\": {\"x\": [1, 2], \"y\": 2},\n \"b\": 1 }").unwrap();
         assert_eq!(Fingerprint::of_value(&a), Fingerprint::of_value(&b));
         let c: Value = serde_json::from_str(r#"{"b":2,"a":{"y":2,"x":[1,2]}}"#).unwrap();
         assert_ne!(Fingerprint::of_value(&a), Fingerprint::of_value(&c));

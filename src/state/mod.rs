@@ -195,7 +195,11 @@ impl Change {
     }
 
     /// Writes `value` to field `path` when present.
-    pub fn set_opt<V: Into<Value>>(&mut self, path: impl Into<String>, value: Option<V>) -> &mut Self {
+    pub fn set_opt<V: Into<Value>>(
+        &mut self,
+        path: impl Into<String>,
+        value: Option<V>,
+    ) -> &mut Self {
         if let Some(value) = value {
             self.set(path, value);
         }
@@ -335,7 +339,12 @@ impl ResourceState {
         }
         let has_parts = ["outputs/", "output_groups/", "subjobs/", "files/"]
             .iter()
-            .any(|p| self.fields.range(p.to_string()..).next().is_some_and(|(k, _)| k.starts_with(p)));
+            .any(|p| {
+                self.fields
+                    .range(p.to_string()..)
+                    .next()
+                    .is_some_and(|(k, _)| k.starts_with(p))
+            });
         if has_parts { "in_progress" } else { "unknown" }.into()
     }
 
@@ -352,7 +361,12 @@ impl ResourceState {
             "updated_at": self.updated_at,
             "deleted_at": self.deleted.as_ref().map(|d| &d.at),
             "fields": fields,
-            "history": self.history,
+            "history": self.history.iter().map(|h| serde_json::json!({
+                "at": h.at,
+                "event_type": h.event_type,
+                "status": h.status,
+                "fingerprint": h.stamp.fingerprint,
+            })).collect::<Vec<_>>(),
         })
     }
 }

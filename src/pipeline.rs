@@ -1,0 +1,384 @@
+//! The pipeline: bytes → validated event → transitions → store, and the
+//! outcome that every entry point (CLI, HTTP server, Lambda) reports.
+//!
+//! Order of writes, chosen so that nothing acknowledged is ever lost:
+//! 1. the raw event under `event/{fingerprint}` (create-if-absent; already
+//!    there means a redelivery, and processing continues — an earlier
+//!    attempt may have stopped half-way);
+//! 2. each touched resource by read → merge → compare-and-set, retried on
+//!    conflict up to [`MAX_CAS_ATTEMPTS`] times.
+//!
+//! Only when every write succeeded does [`process`] return `Ok`; any store
+//! failure is returned as a retryable error so the caller answers non-200
+//! and IMS retries. Because the merge is idempotent, a retry converges.
+//! An invalid event is kept under `rejected/{fingerprint-of-bytes}` with
+//! its problems, so it can be inspected and replayed.
+
+use crate::event::catalogue::Classification;
+use crate::event::{Event, Rejection, classify};
+use crate::state::{self, ApplyOutcome, Fingerprint, ResourceKey, ResourceState};
+use crate::store::{CasOutcome, Store, StoreError};
+use crate::validate::Problem;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::time::Duration;
+
+/// Bound on read–merge–CAS rounds for one resource before giving up with
+/// a retryable [`PipelineError::Contention`].
+pub const MAX_CAS_ATTEMPTS: u32 = 64;
+
+/// Key prefix of raw events.
+pub const EVENT_PREFIX: &str = "event/";
+/// Key prefix of rejected inputs.
+pub const REJECTED_PREFIX: &str = "rejected/";
+
+/// What processing one event did, as reported to the caller.
+#[derive(Debug, Clone, Serialize)]
+pub struct Processed {
+    /// The event's fingerprint (its raw record is `event/{fingerprint}`).
+    pub fingerprint: Fingerprint,
+    /// `EventType` as received.
+    pub event_type: String,
+    /// The family (`unknown` for an unrecognised type).
+    pub family: &'static str,
+    /// The canonical kind (`Unknown` for an unrecognised type).
+    pub kind: &'static str,
+    /// True for event types IMS has announced it will retire.
+    pub deprecated: bool,
+    /// Per touched resource: what happened and its new status.
+    pub resources: Vec<ResourceOutcome>,
+}
+
+/// What one event did to one resource.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourceOutcome {
+    /// The resource key.
+    pub key: String,
+    /// `applied`, `duplicate` or `stale`.
+    pub outcome: ApplyOutcome,
+    /// The resource's status after the event.
+    pub status: String,
+}
+
+/// Why processing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The input is not a valid event; it was kept under `stored_as`.
+    #[error("{rejection}")]
+    Rejected {
+        /// Every problem found.
+        rejection: Rejection,
+        /// The key of the rejected record.
+        stored_as: String,
+    },
+    /// The store failed; see [`StoreError::is_retryable`].
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// Too many concurrent writers on one resource. Retryable.
+    #[error("gave up updating {key} after {MAX_CAS_ATTEMPTS} conflicting writes")]
+    Contention {
+        /// The contended resource.
+        key: String,
+    },
+    /// A stored record could not be decoded (written by an incompatible
+    /// version, or corrupted). Not retryable.
+    #[error("stored record {key} is unreadable: {message}")]
+    Corrupt {
+        /// The record's key.
+        key: String,
+        /// The decoding error.
+        message: String,
+    },
+}
+
+impl PipelineError {
+    /// Whether retrying later may succeed (answer 503, not 400).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            PipelineError::Store(e) => e.is_retryable(),
+            PipelineError::Contention { .. } => true,
+            PipelineError::Rejected { .. } | PipelineError::Corrupt { .. } => false,
+        }
+    }
+}
+
+/// The raw record of a valid event, `event/{fingerprint}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct EventRecord {
+    /// The fingerprint.
+    pub fingerprint: Fingerprint,
+    /// `EventType`.
+    pub event_type: String,
+    /// When this receiver first stored it (receiver clock, UTC).
+    pub received_at: String,
+    /// The event exactly as received.
+    pub event: Value,
+}
+
+/// The record of an input that failed validation, `rejected/{fingerprint}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct RejectedRecord {
+    /// Fingerprint of the raw bytes.
+    pub fingerprint: Fingerprint,
+    /// When it was received (receiver clock, UTC).
+    pub received_at: String,
+    /// The `EventType`, when readable.
+    #[serde(default)]
+    pub event_type: Option<String>,
+    /// The problems, as `path: reason` lines.
+    pub problems: Vec<String>,
+    /// The body, when it is UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<String>,
+    /// The body as lowercase hex, when it is not UTF-8.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_hex: Option<String>,
+    /// Set once a replay processed it successfully: the event fingerprint.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replayed_as: Option<Fingerprint>,
+}
+
+impl RejectedRecord {
+    /// The original bytes.
+    pub fn bytes(&self) -> Vec<u8> {
+        match (&self.body, &self.body_hex) {
+            (Some(body), _) => body.clone().into_bytes(),
+            (None, Some(hex)) => (0..hex.len() / 2)
+                .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
+                .collect(),
+            (None, None) => Vec::new(),
+        }
+    }
+}
+
+/// Runs the whole pipeline on one raw input.
+pub async fn process<S: Store>(store: &S, bytes: &[u8]) -> Result<Processed, PipelineError> {
+    let value = match serde_json::from_slice::<Value>(bytes) {
+        Ok(value) => value,
+        Err(e) => return Err(reject(store, bytes, Rejection::from(e)).await),
+    };
+    let fingerprint = Fingerprint::of_value(&value);
+    let event = match Event::from_value(value) {
+        Ok(event) => event,
+        Err(rejection) => return Err(reject(store, bytes, rejection).await),
+    };
+    apply(store, &event, &fingerprint, bytes).await
+}
+
+/// Stores the raw event (`raw`: the bytes as received, valid JSON) and
+/// applies its transitions.
+pub async fn apply<S: Store>(
+    store: &S,
+    event: &Event,
+    fingerprint: &Fingerprint,
+    raw: &[u8],
+) -> Result<Processed, PipelineError> {
+    store_event(store, event, fingerprint, raw).await?;
+    let (meta, changes) = state::derive(event, fingerprint);
+    let mut resources = Vec::with_capacity(changes.len());
+    for change in &changes {
+        resources.push(apply_change(store, &meta, change).await?);
+    }
+    let (family, kind, deprecated) = match classify(&event.event_type) {
+        Classification::Known(entry) => (
+            entry.family.as_str(),
+            entry.name,
+            entry.deprecated.is_some(),
+        ),
+        Classification::Unknown => ("unknown", "Unknown", false),
+    };
+    Ok(Processed {
+        fingerprint: fingerprint.clone(),
+        event_type: event.event_type.clone(),
+        family,
+        kind,
+        deprecated,
+        resources,
+    })
+}
+
+async fn store_event<S: Store>(
+    store: &S,
+    event: &Event,
+    fingerprint: &Fingerprint,
+    raw: &[u8],
+) -> Result<(), PipelineError> {
+    let key = format!("{EVENT_PREFIX}{fingerprint}");
+    // Written by hand around the already-serialised event: no second copy
+    // of the event as a `Value`.
+    let head = serde_json::to_string(&serde_json::json!({
+        "fingerprint": fingerprint,
+        "event_type": event.event_type,
+        "received_at": now_utc(),
+    }))
+    .expect("serialises");
+    let mut record = Vec::with_capacity(head.len() + raw.len() + 12);
+    record.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    record.extend_from_slice(b",\"event\":");
+    record.extend_from_slice(raw);
+    record.push(b'}');
+    // A conflict means it is already stored: a redelivery.
+    store.compare_and_set(&key, None, &record).await?;
+    Ok(())
+}
+
+async fn apply_change<S: Store>(
+    store: &S,
+    meta: &state::EventMeta,
+    change: &state::Change,
+) -> Result<ResourceOutcome, PipelineError> {
+    let key = change.key.as_str();
+    for attempt in 0..MAX_CAS_ATTEMPTS {
+        let current = store.get(key).await?;
+        let (mut resource, version) = match current {
+            Some(found) => (decode_state(key, &found.value)?, Some(found.version)),
+            None => (ResourceState::new(&change.key), None),
+        };
+        let outcome = resource.apply(meta, change);
+        if outcome == ApplyOutcome::Applied {
+            let bytes = serde_json::to_vec(&resource).expect("state serialises");
+            if let CasOutcome::Conflict { .. } = store.compare_and_set(key, version, &bytes).await?
+            {
+                backoff(attempt).await;
+                continue;
+            }
+        }
+        return Ok(ResourceOutcome {
+            key: key.to_owned(),
+            outcome,
+            status: resource.status,
+        });
+    }
+    Err(PipelineError::Contention {
+        key: key.to_owned(),
+    })
+}
+
+fn decode_state(key: &str, bytes: &[u8]) -> Result<ResourceState, PipelineError> {
+    serde_json::from_slice(bytes).map_err(|e| PipelineError::Corrupt {
+        key: key.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+/// Reads a resource's stored state.
+pub async fn read_state<S: Store>(
+    store: &S,
+    key: &ResourceKey,
+) -> Result<Option<ResourceState>, PipelineError> {
+    match store.get(key.as_str()).await? {
+        Some(found) => decode_state(key.as_str(), &found.value).map(Some),
+        None => Ok(None),
+    }
+}
+
+/// Jittered exponential backoff: 0.1 ms doubling to ~6 ms, so concurrent
+/// writers of one hot resource spread out instead of colliding in lockstep.
+async fn backoff(attempt: u32) {
+    use std::hash::{BuildHasher, Hasher};
+    let cap_us = 100u64 << attempt.min(6);
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u32(attempt);
+    let jitter = hasher.finish() % cap_us.max(1);
+    tokio::time::sleep(Duration::from_micros(cap_us / 2 + jitter / 2)).await;
+}
+
+/// Keeps an invalid input under `rejected/…`; returns the error to report.
+async fn reject<S: Store>(store: &S, bytes: &[u8], rejection: Rejection) -> PipelineError {
+    let fingerprint = Fingerprint::of_bytes(bytes);
+    let key = format!("{REJECTED_PREFIX}{fingerprint}");
+    let (body, body_hex) = match std::str::from_utf8(bytes) {
+        Ok(s) => (Some(s.to_owned()), None),
+        Err(_) => (
+            None,
+            Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
+        ),
+    };
+    let record = RejectedRecord {
+        fingerprint,
+        received_at: now_utc(),
+        event_type: rejection.event_type.clone(),
+        problems: rejection.problems.iter().map(Problem::to_string).collect(),
+        body,
+        body_hex,
+        replayed_as: None,
+    };
+    let bytes = serde_json::to_vec(&record).expect("serialises");
+    match store.compare_and_set(&key, None, &bytes).await {
+        // Created, or already kept by an earlier delivery.
+        Ok(_) => PipelineError::Rejected {
+            rejection,
+            stored_as: key,
+        },
+        // Not kept: answer "retry later" rather than "bad request", so the
+        // input is not lost.
+        Err(e) => PipelineError::Store(e),
+    }
+}
+
+/// What replaying one rejected record did.
+#[derive(Debug, Serialize)]
+pub struct Replayed {
+    /// The rejected record's key.
+    pub key: String,
+    /// The outcome when the input is now valid.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub processed: Option<Processed>,
+    /// The problems when it is still invalid.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub problems: Vec<String>,
+}
+
+/// Re-processes every stored rejected input not yet replayed (e.g. after an
+/// upgrade that learned a new type or relaxed a rule). A record that now
+/// validates is applied and marked `replayed_as`.
+pub async fn replay<S: Store>(store: &S) -> Result<Vec<Replayed>, PipelineError> {
+    let mut out = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = store
+            .list_prefix(REJECTED_PREFIX, after.as_deref(), 100)
+            .await?;
+        let Some((last, _)) = page.last() else { break };
+        after = Some(last.clone());
+        for (key, found) in page {
+            let mut record: RejectedRecord =
+                serde_json::from_slice(&found.value).map_err(|e| PipelineError::Corrupt {
+                    key: key.clone(),
+                    message: e.to_string(),
+                })?;
+            if record.replayed_as.is_some() {
+                continue;
+            }
+            let bytes = record.bytes();
+            match process(store, &bytes).await {
+                Ok(processed) => {
+                    record.replayed_as = Some(processed.fingerprint.clone());
+                    let value = serde_json::to_vec(&record).expect("serialises");
+                    // A conflict means another replay marked it meanwhile.
+                    store
+                        .compare_and_set(&key, Some(found.version), &value)
+                        .await?;
+                    out.push(Replayed {
+                        key,
+                        processed: Some(processed),
+                        problems: Vec::new(),
+                    });
+                }
+                Err(PipelineError::Rejected { rejection, .. }) => out.push(Replayed {
+                    key,
+                    processed: None,
+                    problems: rejection.problems.iter().map(Problem::to_string).collect(),
+                }),
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn now_utc() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
