@@ -399,9 +399,22 @@ impl Store for RedisStore {
     }
 
     async fn health(&self) -> Result<(), StoreError> {
-        // On a cluster PING goes to every node, so one dead master fails it.
         bounded(self.timeout, async {
-            self.query::<()>(&::redis::cmd("PING")).await
+            match self.conn {
+                Conn::Single(_) => self.query::<()>(&::redis::cmd("PING")).await,
+                // A cluster is healthy for this store when the slots of all its
+                // buckets answer: a PING would reach only the masters the client
+                // still knows, and miss one that died a moment ago.
+                Conn::Cluster(_) => {
+                    try_join_all((0..BUCKETS).map(|b| async move {
+                        let mut cmd = ::redis::cmd("EXISTS");
+                        cmd.arg(self.index_key(b));
+                        self.query::<i64>(&cmd).await
+                    }))
+                    .await?;
+                    Ok(())
+                }
+            }
         })
         .await
     }
