@@ -149,6 +149,10 @@ fn redis_password_is_never_shown() {
             "redis+cluster://:hunter2-X@/".to_owned(),
             "redis://:hunter2-X@[bad/".to_owned(),
             "nonsense://:hunter2-X@127.0.0.1".to_owned(),
+            // Unencoded URL delimiters in the password, and a typo in the scheme.
+            "redis://:hunter2-X#?/@127.0.0.1:1/".to_owned(),
+            "redis+cluster://:hunter2-X#/@127.0.0.1:1".to_owned(),
+            "redis:/:hunter2-X@127.0.0.1".to_owned(),
         ] {
             let err = open(&bad).await.unwrap_err();
             assert!(
