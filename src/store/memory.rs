@@ -10,6 +10,7 @@
 //! timeout: there is nothing that could be slow.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -20,9 +21,18 @@ use super::{
 type Map = BTreeMap<String, (Version, Arc<[u8]>)>;
 
 /// The in-process backend. Clones share the same map.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct MemoryStore {
     map: Arc<Mutex<Map>>,
+}
+
+impl fmt::Debug for MemoryStore {
+    // The contents may be large: show only their size.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("keys", &self.lock().len())
+            .finish()
+    }
 }
 
 impl MemoryStore {

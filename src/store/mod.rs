@@ -23,8 +23,9 @@
 //! - [`redis::RedisStore`] — a Redis node or a Redis Cluster (ApsaraDB for
 //!   Redis / Tair), CAS as a server-side script.
 //!
-//! Every backend bounds every call by [`StoreOptions::timeout`]; a call that
-//! takes longer fails with [`StoreError::Timeout`]. A timed-out write has an
+//! Every backend that does I/O bounds every call by [`StoreOptions::timeout`]
+//! (the memory backend never waits); a call that takes longer fails with
+//! [`StoreError::Timeout`]. A timed-out write has an
 //! *unknown* outcome (it may still be applied), which is safe for a
 //! read–modify–CAS caller: it re-reads and retries.
 
@@ -147,7 +148,8 @@ impl StoreError {
 /// Settings shared by all backends.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
-    /// Upper bound on every store call, including connecting.
+    /// Upper bound on every store call, including connecting (unused by the
+    /// memory backend, which never waits).
     pub timeout: Duration,
 }
 
@@ -319,23 +321,24 @@ impl Store for AnyStore {
 /// `url` with any password (the userinfo after `user:`) replaced by `***`.
 ///
 /// Works on malformed input too, since it is used to report malformed
-/// settings: the userinfo is everything between `://` and the last `@`
-/// before any `?` or `#`. A userinfo without `:` is hidden whole, since some
-/// people write `redis://PASSWORD@host`.
+/// settings. The userinfo is taken to end at the *last* `@`, so a password
+/// with an unencoded `/`, `?` or `#` is still hidden; when in doubt this hides
+/// more than the password (e.g. a query holding `@`), never less. A userinfo
+/// without `:` is hidden whole, since some people write `redis://PASSWORD@host`,
+/// and so is everything before an `@` in a setting without `://`.
 pub fn redact_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
+    let Some(at) = url.rfind('@') else {
         return url.to_owned();
     };
-    let head_end = rest.find(['?', '#']).unwrap_or(rest.len());
-    let Some(at) = rest[..head_end].rfind('@') else {
-        return url.to_owned();
+    let after_scheme = url.find("://").map(|i| i + 3).filter(|&i| i <= at);
+    let Some(start) = after_scheme else {
+        return format!("***{}", &url[at..]);
     };
-    let userinfo = &rest[..at];
-    let shown = match userinfo.split_once(':') {
+    let shown = match url[start..at].split_once(':') {
         Some((user, _)) => format!("{user}:***"),
         None => "***".to_owned(),
     };
-    format!("{scheme}://{shown}{}", &rest[at..])
+    format!("{}{shown}{}", &url[..start], &url[at..])
 }
 
 /// Reject keys the backends cannot all store the same way.
@@ -384,9 +387,14 @@ mod tests {
             "redis://:***@h:6379/0"
         );
         assert_eq!(
-            redact_url("rediss://u:p@ss@h:1?prefix=a@b"),
-            "rediss://u:***@h:1?prefix=a@b"
+            redact_url("rediss://u:p@ss@h:1?x=1"),
+            "rediss://u:***@h:1?x=1"
         );
+        // Unencoded `#`, `?` or `/` in a password: still hidden.
+        assert_eq!(redact_url("redis://:a#b?c/d@h:1/0"), "redis://:***@h:1/0");
+        // `@` in the query: more is hidden, never the password shown.
+        assert_eq!(redact_url("redis://:pw@h:1?prefix=a@b"), "redis://:***@b");
+        assert_eq!(redact_url("redis:/:pw@h"), "***@h");
         assert_eq!(redact_url("redis://secret@h"), "redis://***@h");
         assert_eq!(redact_url("redis://h:1/?prefix=x"), "redis://h:1/?prefix=x");
         assert_eq!(redact_url("memory"), "memory");

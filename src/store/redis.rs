@@ -399,9 +399,22 @@ impl Store for RedisStore {
     }
 
     async fn health(&self) -> Result<(), StoreError> {
-        // On a cluster PING goes to every node, so one dead master fails it.
         bounded(self.timeout, async {
-            self.query::<()>(&::redis::cmd("PING")).await
+            match self.conn {
+                Conn::Single(_) => self.query::<()>(&::redis::cmd("PING")).await,
+                // A cluster is healthy for this store when the slots of all its
+                // buckets answer: a PING would reach only the masters the client
+                // still knows, and miss one that died a moment ago.
+                Conn::Cluster(_) => {
+                    try_join_all((0..BUCKETS).map(|b| async move {
+                        let mut cmd = ::redis::cmd("EXISTS");
+                        cmd.arg(self.index_key(b));
+                        self.query::<i64>(&cmd).await
+                    }))
+                    .await?;
+                    Ok(())
+                }
+            }
         })
         .await
     }
@@ -474,25 +487,31 @@ fn parse(url: &str) -> Result<Parsed, StoreError> {
     })
 }
 
-/// The password in `url`'s userinfo, as written and percent-decoded.
+/// The password in `url`'s userinfo, as written and percent-decoded. The
+/// userinfo may end at the last `@` before any `?`/`#`, or (with those
+/// characters unencoded in the password) at the last `@` of all: take both.
 fn password_forms(url: &str) -> Vec<String> {
     let Some((_, rest)) = url.split_once("://") else {
         return Vec::new();
     };
     let head = &rest[..rest.find(['?', '#']).unwrap_or(rest.len())];
-    let Some(at) = head.rfind('@') else {
-        return Vec::new();
-    };
-    let userinfo = &head[..at];
-    let raw = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
-    let mut forms = vec![raw.to_owned()];
-    let decoded = percent_encoding::percent_decode_str(raw)
-        .decode_utf8_lossy()
-        .into_owned();
-    if decoded != raw {
-        forms.push(decoded);
+    let mut forms = Vec::new();
+    for userinfo in [
+        head.rfind('@').map(|at| &head[..at]),
+        rest.rfind('@').map(|at| &rest[..at]),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        let raw = userinfo.split_once(':').map_or(userinfo, |(_, p)| p);
+        let decoded = percent_encoding::percent_decode_str(raw).decode_utf8_lossy();
+        forms.push(raw.to_owned());
+        forms.push(decoded.into_owned());
     }
     forms.retain(|s| !s.is_empty());
+    // Longest first, so a password is replaced before any part of it.
+    forms.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+    forms.dedup();
     forms
 }
 
@@ -551,6 +570,8 @@ mod tests {
         assert_eq!(p.prefix, "app:");
         assert_eq!(p.tls_ca.as_deref(), Some("/c.pem"));
         assert_eq!(p.secrets, ["pw%40x", "pw@x"]);
+        let p = parse("redis://:a#b@h").unwrap();
+        assert!(p.secrets.iter().any(|s| s == "a#b"), "{:?}", p.secrets);
         assert_eq!(parse("redis://h").unwrap().prefix, DEFAULT_PREFIX);
         assert_eq!(parse("redis://h?prefix=").unwrap().prefix, "");
         let err = parse("redis://:hunter2@h?prefx=a")

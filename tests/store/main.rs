@@ -1,0 +1,47 @@
+//! Store conformance suite: the cases of `cases.rs`, run against every
+//! backend (memory, redb, Redis single node, Redis Cluster), plus backend-specific
+//! checks in `specific.rs` (Redis layout, TLS, password redaction,
+//! reconnecting, the setting forms, redb durability).
+//!
+//! Run with `cargo test --test store` (needs `redis-server` and `redis-cli`
+//! on PATH; see `harness.rs`).
+
+mod cases;
+mod harness;
+mod specific;
+
+/// One `#[test]` per case for backend `$backend`, each on its own runtime.
+macro_rules! conformance {
+    ($module:ident, $backend:ty, [$($case:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    crate::harness::run(crate::cases::$case::<$backend>());
+                }
+            )*
+        }
+    };
+    ($module:ident, $backend:ty) => {
+        conformance!($module, $backend, [
+            create_when_absent,
+            create_when_present_conflicts,
+            cas_with_right_version_writes,
+            cas_with_wrong_version_conflicts,
+            versions_are_strictly_monotonic,
+            concurrent_increments_are_exact,
+            list_prefix_is_sorted_paged_and_bounded,
+            list_limit_is_capped,
+            large_values_round_trip,
+            unusual_keys,
+            health_ok,
+            stalled_backend_times_out,
+            health_fails_when_down,
+        ]);
+    };
+}
+
+conformance!(memory, crate::harness::Memory);
+conformance!(redb, crate::harness::Redb);
+conformance!(redis, crate::harness::Redis);
+conformance!(redis_cluster, crate::harness::RedisCluster);
