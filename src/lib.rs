@@ -6,6 +6,7 @@
 //! them, and the CLI. Every entry point runs the same functions.
 
 pub mod event;
+pub mod ingest;
 pub mod pipeline;
 pub mod state;
 pub mod store;
