@@ -5,9 +5,12 @@
 //! key-value [`store`] backends and the pipeline that applies events to
 //! them, and the CLI. Every entry point runs the same functions.
 
+pub mod configuration;
 pub mod event;
 pub mod ingest;
 pub mod pipeline;
+pub mod server;
 pub mod state;
 pub mod store;
+pub mod telemetry;
 pub mod validate;

@@ -3,6 +3,8 @@
 mod input;
 mod invoke;
 mod replay;
+mod serve;
+mod sign;
 mod state;
 mod store_args;
 mod validate;
@@ -14,12 +16,19 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "ims-callback", version, about, long_about = None)]
 pub struct Cli {
+    /// What to do; without one, `serve` (how Function Compute starts
+    /// `/code/bootstrap`).
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the callback server (the default): FC custom runtime on
+    /// 0.0.0.0:$FC_CUSTOM_LISTEN_PORT (9000).
+    Serve(serve::Args),
+    /// Print the X-ICE-TIMESTAMP and X-ICE-SIGNATURE headers IMS would send.
+    Sign(sign::Args),
     /// Classify and validate IMS events; print one JSON line per input.
     ///
     /// Exit status: 0 when every input is valid, 1 when any is invalid,
@@ -44,7 +53,12 @@ pub const EXIT_IO: u8 = 2;
 impl Cli {
     /// Runs the chosen subcommand.
     pub fn run(self) -> ExitCode {
-        match self.command {
+        match self
+            .command
+            .unwrap_or(Command::Serve(serve::Args::default()))
+        {
+            Command::Serve(args) => serve::run(args),
+            Command::Sign(args) => sign::run(args),
             Command::Validate(args) => validate::run(args),
             Command::Invoke(args) => invoke::run(args),
             Command::State(args) => state::run(args),

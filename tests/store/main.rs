@@ -8,6 +8,8 @@
 
 mod cases;
 mod harness;
+#[path = "../support/redis.rs"]
+mod redis_support;
 mod specific;
 
 /// One `#[test]` per case for backend `$backend`, each on its own runtime.

@@ -1,0 +1,242 @@
+//! Request handlers: the IMS callback (any POST path), FC's event
+//! invocation and lifecycle hooks, health, and the read API.
+
+use super::AppState;
+use super::error::AppError;
+use crate::ingest::auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
+use crate::ingest::{IngestError, Invoked};
+use crate::pipeline::{EVENT_PREFIX, Processed, read_state};
+use crate::state::{Fingerprint, ResourceKey, ResourceKind};
+use crate::store::Store;
+use axum::Json;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, Uri, header};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use serde_json::{Value, json};
+use std::time::Instant;
+
+/// The header FC sets on event invocations and lifecycle hooks; a public
+/// HTTP-trigger request never carries it.
+const CONTROL_PATH: &str = "x-fc-control-path";
+const REQUEST_ID: &str = "x-fc-request-id";
+
+/// Any route not matched elsewhere: a POST is an IMS callback.
+pub async fn fallback(
+    State(app): State<AppState>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<Processed>, AppError> {
+    if method != Method::POST {
+        return Err(AppError::MethodNotAllowed("POST"));
+    }
+    if app
+        .callback_path
+        .as_deref()
+        .is_some_and(|p| p != uri.path())
+    {
+        return Err(AppError::NotFound);
+    }
+    callback(&app, &headers, body).await
+}
+
+/// `POST /invoke`: an FC event invocation only when FC marks it so;
+/// otherwise it is an ordinary (signed) callback that happens to use this
+/// path, so the public trigger cannot bypass the signature check.
+pub async fn invoke(
+    State(app): State<AppState>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
+    if !is_control(&headers, "/invoke") {
+        if app
+            .callback_path
+            .as_deref()
+            .is_some_and(|p| p != uri.path())
+        {
+            return Err(AppError::NotFound);
+        }
+        return Ok(callback(&app, &headers, body).await?.into_response());
+    }
+    let started = Instant::now();
+    let bytes = read_body(&app, &headers, body).await?;
+    let result: Result<Invoked, IngestError> = app.ingest.invoke(&bytes).await;
+    match &result {
+        Ok(invoked) => {
+            for r in &invoked.results {
+                match &r.processed {
+                    Some(p) => log_processed(request_id(&headers), p, started),
+                    None => tracing::warn!(
+                        request_id = request_id(&headers),
+                        message_id = r.message_id.as_deref(),
+                        "invalid MNS message kept in the rejected area"
+                    ),
+                }
+            }
+        }
+        Err(e) => log_failure(request_id(&headers), e, started),
+    }
+    Ok(Json(result?).into_response())
+}
+
+async fn callback(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Json<Processed>, AppError> {
+    let started = Instant::now();
+    let bytes = read_body(app, headers, body).await?;
+    let timestamp = headers.get(TIMESTAMP_HEADER).map(|v| v.as_bytes());
+    let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
+    let result = app.ingest.callback(timestamp, signature, &bytes).await;
+    match &result {
+        Ok(p) => log_processed(request_id(headers), p, started),
+        Err(e) => log_failure(request_id(headers), e, started),
+    }
+    Ok(Json(result?))
+}
+
+/// Reads the body within the size limit and the deadline.
+async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, AppError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > app.max_body as u64) {
+        return Err(AppError::TooLarge(app.max_body));
+    }
+    let collect = Limited::new(body, app.max_body).collect();
+    match tokio::time::timeout(app.deadline, collect).await {
+        Err(_) => Err(AppError::BodyTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+            Err(AppError::TooLarge(app.max_body))
+        }
+        Ok(Err(e)) => Err(AppError::BodyRead(e.to_string())),
+    }
+}
+
+fn is_control(headers: &HeaderMap, path: &str) -> bool {
+    headers
+        .get(CONTROL_PATH)
+        .is_some_and(|v| v.as_bytes() == path.as_bytes())
+}
+
+fn request_id(headers: &HeaderMap) -> Option<&str> {
+    headers.get(REQUEST_ID).and_then(|v| v.to_str().ok())
+}
+
+fn log_processed(request_id: Option<&str>, p: &Processed, started: Instant) {
+    let outcomes: Vec<String> = p
+        .resources
+        .iter()
+        .map(|r| format!("{}={:?}:{}", r.key, r.outcome, r.status))
+        .collect();
+    tracing::info!(
+        request_id,
+        event_type = %p.event_type,
+        fingerprint = %p.fingerprint,
+        deprecated = p.deprecated,
+        resources = %outcomes.join(","),
+        latency_us = started.elapsed().as_micros() as u64,
+        "event stored"
+    );
+    if p.deprecated {
+        tracing::warn!(event_type = %p.event_type, "IMS retires this event type after 2025-12-31; subscribe to the MediaConvert* events");
+    }
+}
+
+fn log_failure(request_id: Option<&str>, e: &IngestError, started: Instant) {
+    tracing::warn!(
+        request_id,
+        status = e.status(),
+        error = e.code(),
+        message = %e,
+        latency_us = started.elapsed().as_micros() as u64,
+        "event not stored"
+    );
+}
+
+/// `GET /healthz`: 200 when the store answers, 503 otherwise.
+pub async fn healthz(State(app): State<AppState>) -> Result<Json<Value>, AppError> {
+    let store = app.ingest.store();
+    match store.health().await {
+        Ok(()) => Ok(Json(json!({"status": "ok", "store": store.kind()}))),
+        Err(e) => Err(AppError::Unavailable(e.to_string())),
+    }
+}
+
+/// `POST /initialize` (FC lifecycle hook): connects to the store so the
+/// first callback does not pay for it.
+pub async fn initialize(state: State<AppState>) -> Result<Json<Value>, AppError> {
+    healthz(state).await
+}
+
+/// `GET /pre-stop` (FC lifecycle hook): every acknowledged event is
+/// already durable (each 200 waits for its commit), so there is nothing
+/// to flush; FC then sends SIGTERM, which drains in-flight requests.
+pub async fn pre_stop() -> Json<Value> {
+    tracing::info!("pre-stop: nothing buffered; in-flight requests drain on SIGTERM");
+    Json(json!({"status": "ok"}))
+}
+
+fn check_token(app: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+    // Without a configured token the read API does not exist.
+    let Some(token) = &app.query_token else {
+        return Err(AppError::NotFound);
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
+        .ok_or(AppError::BadToken)?;
+    if token.ct_eq(given) {
+        Ok(())
+    } else {
+        Err(AppError::BadToken)
+    }
+}
+
+/// `GET /v1/resources/{kind}/{id}`: a resource's state.
+pub async fn resource(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path((kind, id)): Path<(String, String)>,
+) -> Result<Json<Value>, AppError> {
+    check_token(&app, &headers)?;
+    let kind = ResourceKind::parse(&kind).ok_or_else(|| {
+        AppError::BadRequest(format!(
+            "unknown resource kind `{kind}` (expected media, job, task or live-record)"
+        ))
+    })?;
+    let key = ResourceKey::new(kind, &id);
+    match read_state(app.ingest.store(), &key).await {
+        Ok(Some(state)) => Ok(Json(state.view())),
+        Ok(None) => Err(AppError::NotFound),
+        Err(e) if e.is_retryable() => Err(AppError::Unavailable(e.to_string())),
+        Err(e) => Err(AppError::Ingest(IngestError::Internal(e.to_string()))),
+    }
+}
+
+/// `GET /v1/events/{fingerprint}`: a stored raw event.
+pub async fn event(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+    Path(fingerprint): Path<String>,
+) -> Result<axum::response::Response, AppError> {
+    use axum::response::IntoResponse;
+    check_token(&app, &headers)?;
+    let fingerprint = Fingerprint::parse(&fingerprint)
+        .ok_or_else(|| AppError::BadRequest("a fingerprint is 32 lowercase hex digits".into()))?;
+    let key = format!("{EVENT_PREFIX}{fingerprint}");
+    match app.ingest.store().get(&key).await {
+        Ok(Some(found)) => {
+            Ok(([(header::CONTENT_TYPE, "application/json")], found.value).into_response())
+        }
+        Ok(None) => Err(AppError::NotFound),
+        Err(e) => Err(AppError::Unavailable(e.to_string())),
+    }
+}

@@ -1,0 +1,253 @@
+//! `redis-server` processes of a test binary: started from the
+//! `redis-server` on PATH on free loopback ports, each in its own
+//! directory, killed when dropped (and when the test process dies). The
+//! system Redis on 6379 is never used. Shared by the store conformance
+//! suite and the end-to-end API tests.
+#![allow(dead_code)] // each test binary uses a different part
+
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// A unique token for names within this process.
+pub fn unique() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
+}
+
+// ------------------------------------------------------- server processes
+
+/// A `redis-server` of this test process, killed on drop.
+pub struct RedisServer {
+    child: Mutex<Option<Child>>,
+    pid: u32,
+    /// Client port (the TLS port for a TLS server).
+    pub port: u16,
+    /// Its working directory (holds `log`, and `nodes.conf` in cluster mode).
+    pub dir: PathBuf,
+}
+
+impl RedisServer {
+    /// Start a server on a free port with extra `redis-server` arguments.
+    /// The literal argument `{bus}` is replaced by a free cluster-bus port.
+    pub fn start(extra: &[&str]) -> RedisServer {
+        Self::start_with(extra, false, None)
+    }
+
+    /// Start a plain server on a given port (e.g. to restart one).
+    pub fn start_on(port: u16) -> RedisServer {
+        Self::start_with(&[], false, Some(port))
+    }
+
+    /// Like [`RedisServer::start`], with the client port given as `--tls-port`
+    /// and the plain port disabled.
+    pub fn start_tls(extra: &[&str]) -> RedisServer {
+        Self::start_with(extra, true, None)
+    }
+
+    fn start_with(extra: &[&str], tls: bool, fixed_port: Option<u16>) -> RedisServer {
+        let mut last_log = String::new();
+        // A port found free may be taken before the server binds it: retry.
+        for _ in 0..5 {
+            let port = fixed_port.unwrap_or_else(free_port);
+            let bus_port = free_port();
+            let dir = scratch_dir();
+            let mut cmd = Command::new("redis-server");
+            if tls {
+                cmd.args(["--port", "0", "--tls-port", &port.to_string()]);
+            } else {
+                cmd.args(["--port", &port.to_string()]);
+            }
+            cmd.args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .arg("--dir")
+                .arg(&dir)
+                .args(["--logfile", "log", "--daemonize", "no"])
+                .args(
+                    extra
+                        .iter()
+                        .map(|a| a.replace("{bus}", &bus_port.to_string())),
+                )
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            let mut child = spawn_tied_to_process(cmd);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    let pid = child.id();
+                    return RedisServer {
+                        child: Mutex::new(Some(child)),
+                        pid,
+                        port,
+                        dir,
+                    };
+                }
+                if child.try_wait().expect("try_wait").is_some() || Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    last_log = std::fs::read_to_string(dir.join("log")).unwrap_or_default();
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        panic!("redis-server did not start; its last log:\n{last_log}");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// SIGKILL the server and reap it.
+    pub fn kill(&self) {
+        if let Some(mut child) = self.child.lock().unwrap().take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.kill();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Three masters with all 16384 slots, no replicas.
+pub struct Cluster {
+    pub nodes: Vec<RedisServer>,
+}
+
+impl Cluster {
+    pub fn start() -> Cluster {
+        let nodes: Vec<RedisServer> = (0..3)
+            .map(|_| {
+                RedisServer::start(&[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    "nodes.conf",
+                    "--cluster-port",
+                    "{bus}",
+                ])
+            })
+            .collect();
+        let mut create = Command::new("redis-cli");
+        create.args(["--cluster", "create"]);
+        create.args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
+        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
+        let out = create.output().expect("redis-cli not found on PATH");
+        assert!(
+            out.status.success(),
+            "redis-cli --cluster create failed:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !nodes
+            .iter()
+            .all(|n| redis_cli(n.port, &["cluster", "info"]).contains("cluster_state:ok"))
+        {
+            assert!(
+                Instant::now() < deadline,
+                "cluster never reached cluster_state:ok"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Cluster { nodes }
+    }
+
+    /// The store URL for this cluster, all nodes as seeds.
+    pub fn url(&self, prefix: &str) -> String {
+        let hosts: Vec<String> = self
+            .nodes
+            .iter()
+            .map(|n| format!("127.0.0.1:{}", n.port))
+            .collect();
+        format!("redis+cluster://{}/?prefix={prefix}", hosts.join(","))
+    }
+}
+
+/// Run `redis-cli -p PORT ARGS…` and return its stdout.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli not found on PATH");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+/// A new directory for one server under cargo's tmp dir, named after this
+/// process so that the next run can prune what a killed run left behind.
+fn scratch_dir() -> PathBuf {
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    let base = BASE.get_or_init(|| {
+        let base = Path::new(env!("CARGO_TARGET_TMPDIR")).join("store-redis");
+        std::fs::create_dir_all(&base).expect("tmp dir");
+        for entry in std::fs::read_dir(&base).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let pid = name.split('-').next().unwrap_or_default();
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+        base
+    });
+    let dir = base.join(format!("{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&dir).expect("server dir");
+    dir
+}
+
+/// Spawn `cmd` so that it is SIGKILLed when this process ends.
+///
+/// `PR_SET_PDEATHSIG` fires when the *thread* that forked exits, so all
+/// servers are forked by one thread that lives as long as the process.
+fn spawn_tied_to_process(mut cmd: Command) -> Child {
+    type Request = (Command, mpsc::Sender<std::io::Result<Child>>);
+    static SPAWNER: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    let spawner = SPAWNER.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::spawn(move || {
+            for (mut cmd, reply) in rx {
+                let _ = reply.send(cmd.spawn());
+            }
+        });
+        Mutex::new(tx)
+    });
+    // SAFETY: prctl(2) is async-signal-safe; the closure allocates nothing.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let (reply_tx, reply_rx) = mpsc::channel();
+    spawner
+        .lock()
+        .unwrap()
+        .send((cmd, reply_tx))
+        .expect("spawner thread");
+    match reply_rx.recv().expect("spawner reply") {
+        Ok(child) => child,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => panic!(
+            "redis-server is not on PATH (CI={:?}); the Redis store tests need it: \
+             apt-get install redis-server",
+            std::env::var("CI").ok()
+        ),
+        Err(e) => panic!("cannot start redis-server: {e}"),
+    }
+}
