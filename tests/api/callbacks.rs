@@ -1,0 +1,135 @@
+//! Every sample event is accepted and lands in the state; every invalid
+//! one is refused with its problems; size and method limits.
+
+use crate::helpers::{events_dir, json_files, read, spawn_app, spawn_secured};
+use serde_json::Value;
+
+/// Posts every sample and checks each touched resource through the read API.
+pub async fn every_sample_is_stored(app: &crate::helpers::TestApp) {
+    for path in json_files(&events_dir()) {
+        let response = app.post_signed("/", read(&path)).await;
+        assert_eq!(response.status(), 200, "{}", path.display());
+        let outcome: Value = response.json().await.unwrap();
+        assert_eq!(outcome["fingerprint"].as_str().unwrap().len(), 32);
+        for resource in outcome["resources"].as_array().unwrap() {
+            let key = resource["key"].as_str().unwrap();
+            let state: Value = app
+                .get_authorized(&format!("/v1/resources/{key}"))
+                .await
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(state["key"], key);
+            assert_eq!(state["status"], resource["status"], "{}", path.display());
+        }
+        let record = app
+            .get_authorized(&format!(
+                "/v1/events/{}",
+                outcome["fingerprint"].as_str().unwrap()
+            ))
+            .await;
+        assert_eq!(record.status(), 200);
+    }
+    // Known end states.
+    let media: Value = app
+        .get_authorized("/v1/resources/media/71151b80f2d471ecb21b472190a97c52")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(media["status"], "deleted");
+    let upload: Value = app
+        .get_authorized("/v1/resources/media/c321b3a0041a71eda1590674a2ce6a17")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(upload["status"], "uploaded");
+    assert_eq!(upload["fields"]["size"], 5510872);
+}
+
+#[tokio::test]
+async fn every_sample_event_is_stored_with_redb() {
+    let app = spawn_secured(None).await;
+    every_sample_is_stored(&app).await;
+    // A redelivery is acknowledged again, as a duplicate.
+    let again = app
+        .post_signed("/", read(&events_dir().join("FileUploadComplete.json")))
+        .await;
+    assert_eq!(again.status(), 200);
+    let outcome: Value = again.json().await.unwrap();
+    assert_eq!(outcome["resources"][0]["outcome"], "duplicate");
+}
+
+#[tokio::test]
+async fn every_invalid_event_is_refused_with_its_problems() {
+    let app = spawn_secured(None).await;
+    let dir = events_dir().join("invalid");
+    for path in json_files(&dir) {
+        let response = app.post_signed("/", read(&path)).await;
+        assert_eq!(response.status(), 400, "{}", path.display());
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["error"], "invalid_event");
+        assert!(body["stored_as"].as_str().unwrap().starts_with("rejected/"));
+        let mut got: Vec<String> = body["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                let path = p["path"].as_str().unwrap();
+                let path = if path.is_empty() { "(document)" } else { path };
+                format!("{path}: {}", p["reason"].as_str().unwrap())
+            })
+            .collect();
+        let expect = std::fs::read_to_string(path.with_extension("expect")).unwrap();
+        let mut expected: Vec<String> = expect.lines().map(str::to_owned).collect();
+        got.sort();
+        expected.sort();
+        assert_eq!(got, expected, "{}", path.display());
+    }
+}
+
+#[tokio::test]
+async fn any_post_path_is_a_callback_unless_one_is_configured() {
+    let app = spawn_app(None, &[]).await;
+    let body = read(&events_dir().join("RegisterMediaComplete.json"));
+    assert_eq!(app.post("/some/path", body.clone()).await.status(), 200);
+
+    let app = spawn_app(None, &[("IMS_CALLBACK_PATH", "/ims")]).await;
+    assert_eq!(app.post("/ims", body.clone()).await.status(), 200);
+    assert_eq!(app.post("/other", body).await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_413() {
+    let app = spawn_app(None, &[("IMS_MAX_BODY", "4096")]).await;
+    let small = read(&events_dir().join("FileUploadComplete.json"));
+    assert_eq!(app.post("/", small).await.status(), 200);
+    let big = vec![b' '; 4097];
+    let response = app.post("/", big).await;
+    assert_eq!(response.status(), 413);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["error"], "body_too_large");
+}
+
+#[tokio::test]
+async fn wrong_methods_are_405() {
+    let app = spawn_app(None, &[]).await;
+    let get = app.client.get(app.url("/")).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+    assert_eq!(get.headers()["allow"], "POST");
+    let put = app.client.put(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(put.status(), 405);
+    let get_invoke = app.client.get(app.url("/invoke")).send().await.unwrap();
+    assert_eq!(get_invoke.status(), 405);
+}
+
+#[tokio::test]
+async fn malformed_json_is_400_with_line_and_column() {
+    let app = spawn_app(None, &[]).await;
+    let response = app.post("/", "{\n  \"EventType\": }").await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(body["problems"][0]["line"], 2);
+    assert_eq!(body["problems"][0]["column"], 16);
+}

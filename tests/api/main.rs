@@ -1,0 +1,13 @@
+//! End-to-end tests of the HTTP server: the real server on a random port,
+//! a real HTTP client, real stores (a redb file, and `redis-server`
+//! processes of this test binary).
+
+mod auth;
+mod callbacks;
+mod helpers;
+mod invoke;
+mod operations;
+mod query;
+mod redis;
+#[path = "../support/redis.rs"]
+mod redis_support;
