@@ -8,6 +8,7 @@
 pub mod configuration;
 pub mod event;
 pub mod ingest;
+pub mod lambda;
 pub mod pipeline;
 pub mod server;
 pub mod state;

@@ -1,0 +1,14 @@
+//! AWS Lambda mode.
+//!
+//! - `handle`: `ims_callback::lambda::handle` called directly on real
+//!   stores (memory, redb, Redis through a fault-injecting proxy, an
+//!   unreachable Redis): every trigger shape, the HTTP status mapping, and
+//!   exactly which SQS records are reported for redelivery.
+//!
+//! Needs `redis-server` on PATH (see `tests/support/redis.rs`).
+
+mod events;
+mod handle;
+mod proxy;
+#[path = "../support/redis.rs"]
+mod redis_support;
