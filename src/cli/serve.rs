@@ -45,6 +45,17 @@ pub fn run(args: Args) -> ExitCode {
             return ExitCode::from(EXIT_IO);
         }
     };
+    if ims_callback::lambda::is_lambda() {
+        return runtime.block_on(async {
+            match ims_callback::lambda::run_with_settings(settings).await {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "lambda runtime failed");
+                    ExitCode::from(EXIT_IO)
+                }
+            }
+        });
+    }
     runtime.block_on(async {
         let app = match Application::build(settings).await {
             Ok(app) => app,
