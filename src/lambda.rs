@@ -228,7 +228,7 @@ pub async fn handle_invocation(
         tracing::warn!(
             request_id,
             error_type = e.error_type,
-            message = %e.message,
+            detail = %e.message,
             "invocation refused"
         );
     }
@@ -522,7 +522,7 @@ async fn callback(
                 request_id,
                 trigger,
                 status = response.status,
-                message = %response.body,
+                detail = %response.body,
                 "event not stored"
             );
             return response;
@@ -695,7 +695,7 @@ fn log_failure(
             status = e.status(),
             error = e.code(),
             retryable = e.is_retryable(),
-            message = %e,
+            detail = %e,
             latency_us,
             "event not stored"
         ),
