@@ -26,6 +26,15 @@ pub fn run(args: Args) -> ExitCode {
         Err(e) => {
             eprintln!("error: {e}");
             tracing::error!(error = %e, "invalid settings");
+            if ims_callback::lambda::is_lambda() {
+                // Tell Lambda why the function cannot start.
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    rt.block_on(ims_callback::lambda::report_init_error(
+                        "InvalidSetting",
+                        &e.to_string(),
+                    ));
+                }
+            }
             return ExitCode::from(EXIT_IO);
         }
     };

@@ -155,7 +155,7 @@ fn log_failure(request_id: Option<&str>, e: &IngestError, started: Instant) {
         request_id,
         status = e.status(),
         error = e.code(),
-        message = %e,
+        detail = %e,
         latency_us = started.elapsed().as_micros() as u64,
         "event not stored"
     );
