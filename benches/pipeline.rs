@@ -16,7 +16,7 @@ fn core(bytes: &[u8]) -> usize {
     let value: Value = serde_json::from_slice(bytes).expect("valid sample");
     let fingerprint = Fingerprint::of_value(&value);
     let event = Event::from_value(value).expect("valid sample");
-    let (_meta, changes) = derive(&event, &fingerprint);
+    let (_meta, changes) = derive(event, &fingerprint);
     changes.len()
 }
 
@@ -66,7 +66,7 @@ fn bench_merge(c: &mut Criterion) {
             let value = live_file(i);
             let fp = Fingerprint::of_value(&value);
             let event = Event::from_value(value).unwrap();
-            let (meta, changes) = derive(&event, &fp);
+            let (meta, changes) = derive(event, &fp);
             let s = state.get_or_insert_with(|| ResourceState::new(&changes[0].key));
             s.apply(&meta, &changes[0]);
         }
@@ -74,7 +74,7 @@ fn bench_merge(c: &mut Criterion) {
         let value = live_file(n + 1);
         let fp = Fingerprint::of_value(&value);
         let event = Event::from_value(value).unwrap();
-        let (meta, changes) = derive(&event, &fp);
+        let (meta, changes) = derive(event, &fp);
         group.throughput(Throughput::Bytes(stored.len() as u64));
         group.bench_with_input(
             BenchmarkId::new("events_in_state", n),

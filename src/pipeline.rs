@@ -162,24 +162,24 @@ pub async fn process<S: Store>(store: &S, bytes: &[u8]) -> Result<Processed, Pip
         Ok(event) => event,
         Err(rejection) => return Err(reject(store, bytes, rejection).await),
     };
-    apply(store, &event, &fingerprint, bytes).await
+    apply(store, event, &fingerprint, bytes).await
 }
 
 /// Stores the raw event (`raw`: the bytes as received, valid JSON) and
 /// applies its transitions.
 pub async fn apply<S: Store>(
     store: &S,
-    event: &Event,
+    event: Event,
     fingerprint: &Fingerprint,
     raw: &[u8],
 ) -> Result<Processed, PipelineError> {
-    store_event(store, event, fingerprint, raw).await?;
+    store_event(store, &event, fingerprint, raw).await?;
     let (meta, changes) = state::derive(event, fingerprint);
     let mut resources = Vec::with_capacity(changes.len());
     for change in &changes {
         resources.push(apply_change(store, &meta, change).await?);
     }
-    let (family, kind, deprecated) = match classify(&event.event_type) {
+    let (family, kind, deprecated) = match classify(&meta.event_type) {
         Classification::Known(entry) => (
             entry.family.as_str(),
             entry.name,
@@ -189,7 +189,7 @@ pub async fn apply<S: Store>(
     };
     Ok(Processed {
         fingerprint: fingerprint.clone(),
-        event_type: event.event_type.clone(),
+        event_type: meta.event_type,
         family,
         kind,
         deprecated,

@@ -35,6 +35,12 @@ impl TryFrom<String> for Id {
     }
 }
 
+impl From<Id> for Value {
+    fn from(id: Id) -> Value {
+        Value::String(id.0)
+    }
+}
+
 impl fmt::Display for Id {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -178,6 +184,17 @@ impl Timestamp {
     pub fn unix_nanos(&self) -> i128 {
         self.at.unix_timestamp_nanos()
     }
+
+    /// The time as received, by value.
+    pub fn into_string(self) -> String {
+        self.raw
+    }
+}
+
+impl From<Timestamp> for Value {
+    fn from(t: Timestamp) -> Value {
+        Value::String(t.raw)
+    }
 }
 
 impl Ord for Timestamp {
@@ -292,6 +309,11 @@ impl Status {
         self.class
     }
 
+    /// The value as received, by value.
+    pub fn into_string(self) -> String {
+        self.raw
+    }
+
     /// True when the value means success.
     pub fn is_success(&self) -> bool {
         self.class == StatusClass::Success
@@ -352,6 +374,14 @@ impl JsonText {
         JsonText::Encoded { raw, value }
     }
 
+    /// The decoded value, or the text as a JSON string.
+    pub fn into_value(self) -> Value {
+        match self {
+            JsonText::Encoded { value, .. } | JsonText::Inline(value) => value,
+            JsonText::Text(text) => Value::String(text),
+        }
+    }
+
     /// The decoded JSON value, if any.
     pub fn value(&self) -> Option<&Value> {
         match self {
@@ -403,6 +433,14 @@ impl UserData {
     /// The field as received (decoded one layer).
     pub fn text(&self) -> &JsonText {
         &self.text
+    }
+
+    /// The fully decoded value, or the text as a JSON string.
+    pub fn into_value(self) -> Value {
+        match self.decoded {
+            Some(decoded) => decoded,
+            None => self.text.into_value(),
+        }
     }
 
     /// The fully decoded value: object members that are strings holding a

@@ -16,7 +16,7 @@ pub fn fold(events: &[Value]) -> (BTreeMap<String, Vec<u8>>, Vec<ApplyOutcome>) 
     for value in events {
         let fingerprint = Fingerprint::of_value(value);
         let event = Event::from_value(value.clone()).expect("generated events are valid");
-        let (meta, changes) = derive(&event, &fingerprint);
+        let (meta, changes) = derive(event, &fingerprint);
         for change in &changes {
             let state = states
                 .entry(change.key.to_string())
