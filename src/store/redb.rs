@@ -6,11 +6,15 @@
 //! `Durability::Immediate`: when `compare_and_set` returns `Written`, the
 //! value is on disk.
 //!
-//! redb's API is blocking (file I/O, fsync, and `begin_write` waits for the
-//! single writer), so every call runs in `tokio::task::spawn_blocking` and
-//! never blocks the async runtime. CAS needs no locking of its own: the read
-//! and the write happen inside one write transaction, and redb admits one
-//! writer at a time.
+//! redb's API is blocking (file I/O, fsync), so every call runs in
+//! `tokio::task::spawn_blocking` and never blocks the async runtime. Writes
+//! go through one writer task that **group-commits**: it takes every
+//! compare-and-set waiting in its queue (up to [`MAX_BATCH`]), applies them
+//! in order inside one write transaction — each still checks its expected
+//! version, and sees the writes before it — commits once (one fsync), and
+//! only then answers each caller. While a batch commits, the next one
+//! queues, so under concurrency N fsyncs become one without weakening
+//! "written means on disk".
 //!
 //! A call that exceeds the timeout returns [`StoreError::Timeout`], but its
 //! blocking job cannot be cancelled and still runs (a write may still be
@@ -19,8 +23,10 @@
 use std::fmt;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
 
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
@@ -32,10 +38,22 @@ use super::{
 /// key → (version, value).
 const KV: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("kv");
 
-/// The redb backend. Clones share the same open database.
+/// Most compare-and-sets committed together by the writer thread.
+pub const MAX_BATCH: usize = 256;
+
+/// One compare-and-set waiting for the writer thread.
+struct WriteOp {
+    key: String,
+    expected: Option<Version>,
+    value: Vec<u8>,
+    reply: oneshot::Sender<Result<CasOutcome, StoreError>>,
+}
+
+/// The redb backend. Clones share the same open database and writer.
 #[derive(Clone)]
 pub struct RedbStore {
     db: Arc<Database>,
+    writer: mpsc::UnboundedSender<WriteOp>,
     path: Arc<Path>,
     timeout: Duration,
 }
@@ -65,17 +83,32 @@ impl RedbStore {
         let shown = path.clone();
         let db = tokio::task::spawn_blocking(move || -> Result<Database, ::redb::Error> {
             let db = Database::create(&path)?;
-            // Create the table up front so readers never see "table does not exist".
-            let txn = db.begin_write()?;
-            txn.open_table(KV)?;
-            txn.commit()?;
+            // Create the table up front so readers never see "table does not
+            // exist" — but only when absent: a write commit costs an fsync,
+            // which a cold start should not pay every time.
+            let exists = match db.begin_read()?.open_table(KV) {
+                Ok(_) => true,
+                Err(::redb::TableError::TableDoesNotExist(_)) => false,
+                Err(e) => return Err(e.into()),
+            };
+            if !exists {
+                let txn = db.begin_write()?;
+                txn.open_table(KV)?;
+                txn.commit()?;
+            }
             Ok(db)
         })
         .await
         .map_err(join_error)?
         .map_err(|e| StoreError::Backend(format!("opening redb file {}: {e}", shown.display())))?;
+        let db = Arc::new(db);
+        let (writer, queue) = mpsc::unbounded_channel();
+        // The writer holds the database weakly, so dropping the last store
+        // handle closes the file at once (it can be reopened right away).
+        tokio::spawn(write_loop(Arc::downgrade(&db), queue));
         Ok(RedbStore {
-            db: Arc::new(db),
+            db,
+            writer,
             path: Arc::from(shown),
             timeout: options.timeout,
         })
@@ -123,29 +156,24 @@ impl Store for RedbStore {
     ) -> Result<CasOutcome, StoreError> {
         check_key(key)?;
         check_value(value)?;
-        let key = key.to_owned();
-        let value = value.to_vec();
-        self.blocking(move |db| {
-            let txn = db.begin_write()?;
-            let outcome = {
-                let mut table = txn.open_table(KV)?;
-                let current = table
-                    .get(key.as_str())?
-                    .map(|guard| Version::new(guard.value().0));
-                if current == expected {
-                    let next = current.map_or(1, |v| v.get() + 1);
-                    table.insert(key.as_str(), (next, value.as_slice()))?;
-                    CasOutcome::Written(Version::new(next))
-                } else {
-                    CasOutcome::Conflict { current }
-                }
-            };
-            match outcome {
-                CasOutcome::Written(_) => txn.commit()?,
-                // Nothing changed: skip the fsync of a commit.
-                CasOutcome::Conflict { .. } => txn.abort()?,
-            }
-            Ok(outcome)
+        let (reply, answer) = oneshot::channel();
+        let op = WriteOp {
+            key: key.to_owned(),
+            expected,
+            value: value.to_vec(),
+            reply,
+        };
+        self.writer
+            .send(op)
+            .map_err(|_| StoreError::Backend("the redb writer has stopped".to_owned()))?;
+        // On timeout the write may still be committed: the documented
+        // unknown outcome, safe for a read–modify–CAS caller.
+        bounded(self.timeout, async move {
+            answer.await.unwrap_or_else(|_| {
+                Err(StoreError::Backend(
+                    "the redb writer has stopped".to_owned(),
+                ))
+            })
         })
         .await
     }
@@ -199,6 +227,75 @@ impl Store for RedbStore {
         })
         .await
     }
+}
+
+/// The writer task: group-commits queued compare-and-sets, each batch on
+/// the blocking pool, until every store handle is dropped.
+async fn write_loop(db: Weak<Database>, mut queue: mpsc::UnboundedReceiver<WriteOp>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(op) => batch.push(op),
+                Err(_) => break,
+            }
+        }
+        // Callers that gave up (timed out) still get their write applied:
+        // their outcome was already "unknown".
+        let result = match db.upgrade() {
+            Some(db) => tokio::task::spawn_blocking(move || {
+                let outcomes = apply_batch(&db, &batch).map_err(redb_error);
+                (batch, outcomes)
+            })
+            .await
+            .map_err(join_error),
+            None => Err(StoreError::Backend("the redb file is closed".to_owned())),
+        };
+        match result {
+            Ok((batch, Ok(outcomes))) => {
+                for (op, outcome) in batch.into_iter().zip(outcomes) {
+                    let _ = op.reply.send(Ok(outcome));
+                }
+            }
+            Ok((batch, Err(e))) => {
+                for op in batch {
+                    let _ = op.reply.send(Err(e.clone()));
+                }
+            }
+            // The batch (and its reply channels) is gone with the failed
+            // task: its callers see the writer as stopped.
+            Err(_) => {}
+        }
+    }
+}
+
+/// Applies `batch` in order in one write transaction; commits (one fsync)
+/// when anything was written. All or nothing: on error no op is applied.
+fn apply_batch(db: &Database, batch: &[WriteOp]) -> Result<Vec<CasOutcome>, ::redb::Error> {
+    let txn = db.begin_write()?;
+    let mut outcomes = Vec::with_capacity(batch.len());
+    {
+        let mut table = txn.open_table(KV)?;
+        for op in batch {
+            let current = table
+                .get(op.key.as_str())?
+                .map(|guard| Version::new(guard.value().0));
+            if current == op.expected {
+                let next = current.map_or(1, |v| v.get() + 1);
+                table.insert(op.key.as_str(), (next, op.value.as_slice()))?;
+                outcomes.push(CasOutcome::Written(Version::new(next)));
+            } else {
+                outcomes.push(CasOutcome::Conflict { current });
+            }
+        }
+    }
+    if outcomes.iter().any(|o| matches!(o, CasOutcome::Written(_))) {
+        txn.commit()?;
+    } else {
+        // Nothing changed: skip the fsync of a commit.
+        txn.abort()?;
+    }
+    Ok(outcomes)
 }
 
 /// redb I/O errors may be transient (disk full, EIO); anything else is not.
