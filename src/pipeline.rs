@@ -21,7 +21,17 @@ use crate::store::{CasOutcome, Store, StoreError};
 use crate::validate::Problem;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Compare-and-set conflicts retried since start (all resources).
+static CAS_RETRIES: AtomicU64 = AtomicU64::new(0);
+
+/// How many resource writes were retried after a compare-and-set conflict
+/// since the process started: a measure of contention on hot resources.
+pub fn cas_retries() -> u64 {
+    CAS_RETRIES.load(Ordering::Relaxed)
+}
 
 /// Bound on read–merge–CAS rounds for one resource before giving up with
 /// a retryable [`PipelineError::Contention`].
@@ -239,6 +249,7 @@ async fn apply_change<S: Store>(
             let bytes = serde_json::to_vec(&resource).expect("state serialises");
             if let CasOutcome::Conflict { .. } = store.compare_and_set(key, version, &bytes).await?
             {
+                CAS_RETRIES.fetch_add(1, Ordering::Relaxed);
                 backoff(attempt).await;
                 continue;
             }

@@ -165,7 +165,11 @@ fn log_failure(request_id: Option<&str>, e: &IngestError, started: Instant) {
 pub async fn healthz(State(app): State<AppState>) -> Result<Json<Value>, AppError> {
     let store = app.ingest.store();
     match store.health().await {
-        Ok(()) => Ok(Json(json!({"status": "ok", "store": store.kind()}))),
+        Ok(()) => Ok(Json(json!({
+            "status": "ok",
+            "store": store.kind(),
+            "cas_retries": crate::pipeline::cas_retries(),
+        }))),
         Err(e) => Err(AppError::Unavailable(e.to_string())),
     }
 }
