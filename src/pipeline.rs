@@ -1,16 +1,19 @@
 //! The pipeline: bytes → validated event → transitions → store, and the
 //! outcome that every entry point (CLI, HTTP server, Lambda) reports.
 //!
-//! Order of writes, chosen so that nothing acknowledged is ever lost:
-//! 1. the raw event under `event/{fingerprint}` (create-if-absent; already
-//!    there means a redelivery, and processing continues — an earlier
-//!    attempt may have stopped half-way);
-//! 2. each touched resource by read → merge → compare-and-set, retried on
-//!    conflict up to [`MAX_CAS_ATTEMPTS`] times.
+//! The writes of one event, issued concurrently (over Redis they share one
+//! multiplexed connection, so their round trips overlap; on redb they land
+//! in the same group commit, one fsync):
+//! - the raw event under `event/{fingerprint}` (create-if-absent; already
+//!   there means a redelivery, and processing continues — an earlier
+//!   attempt may have stopped half-way);
+//! - each touched resource by read → merge → compare-and-set, retried on
+//!   conflict up to [`MAX_CAS_ATTEMPTS`] times.
 //!
-//! Only when every write succeeded does [`process`] return `Ok`; any store
-//! failure is returned as a retryable error so the caller answers non-200
-//! and IMS retries. Because the merge is idempotent, a retry converges.
+//! Only when every write succeeded does [`process`] return `Ok`, so nothing
+//! acknowledged is ever lost; any store failure is returned as a retryable
+//! error so the caller answers non-200 and IMS retries. Because the merge
+//! is idempotent, a retry converges.
 //! An invalid event is kept under `rejected/{fingerprint-of-bytes}` with
 //! its problems, so it can be inspected and replayed.
 
@@ -183,12 +186,21 @@ pub async fn apply<S: Store>(
     fingerprint: &Fingerprint,
     raw: &[u8],
 ) -> Result<Processed, PipelineError> {
-    store_event(store, &event, fingerprint, raw).await?;
+    let record = event_record(&event, fingerprint, raw);
     let (meta, changes) = state::derive(event, fingerprint);
-    let mut resources = Vec::with_capacity(changes.len());
-    for change in &changes {
-        resources.push(apply_change(store, &meta, change).await?);
-    }
+    let key = format!("{EVENT_PREFIX}{fingerprint}");
+    // A conflict on the raw record means it is already stored: a redelivery.
+    let raw_stored = store.compare_and_set(&key, None, &record);
+    let applied = futures_util::future::try_join_all(
+        changes
+            .iter()
+            .map(|change| apply_change(store, &meta, change)),
+    );
+    let (_, resources) = futures_util::future::try_join(
+        async { raw_stored.await.map_err(PipelineError::from) },
+        applied,
+    )
+    .await?;
     let (family, kind, deprecated) = match classify(&meta.event_type) {
         Classification::Known(entry) => (
             entry.family.as_str(),
@@ -207,15 +219,9 @@ pub async fn apply<S: Store>(
     })
 }
 
-async fn store_event<S: Store>(
-    store: &S,
-    event: &Event,
-    fingerprint: &Fingerprint,
-    raw: &[u8],
-) -> Result<(), PipelineError> {
-    let key = format!("{EVENT_PREFIX}{fingerprint}");
-    // Written by hand around the already-serialised event: no second copy
-    // of the event as a `Value`.
+/// The raw record of an event: written by hand around the bytes as
+/// received, so the event is neither re-serialised nor copied into a `Value`.
+fn event_record(event: &Event, fingerprint: &Fingerprint, raw: &[u8]) -> Vec<u8> {
     let head = serde_json::to_string(&serde_json::json!({
         "fingerprint": fingerprint,
         "event_type": event.event_type,
@@ -227,9 +233,7 @@ async fn store_event<S: Store>(
     record.extend_from_slice(b",\"event\":");
     record.extend_from_slice(raw);
     record.push(b'}');
-    // A conflict means it is already stored: a redelivery.
-    store.compare_and_set(&key, None, &record).await?;
-    Ok(())
+    record
 }
 
 async fn apply_change<S: Store>(
