@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# HTTP load test of the real release server, per backend, against a bare
+# axum baseline measured in the same run. Load: wrk, 64 connections (override
+# with BENCH_CONNECTIONS), every request a distinct valid IMS event.
+#
+#   scripts/bench-http.sh [SECONDS]     # default 30; CI smoke: 2
+#
+# Prints a Markdown table: requests/s, p50, p99, ratio to the baseline, RSS
+# before/after, and for the hot-media row the compare-and-set retries and a
+# loss check (events acknowledged with 200 vs raw events in the store).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_PER_RUN="${1:-30}"
+CONNS="${BENCH_CONNECTIONS:-64}"
+THREADS="${BENCH_THREADS:-2}"
+
+if ! command -v wrk >/dev/null; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk; }
+fi
+cargo build --release --quiet --bin ims-callback --example bare
+BIN=target/release/ims-callback
+BARE=target/release/examples/bare
+WORK=$(mktemp -d)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+wait_port() { for _ in $(seq 1 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.025; done; echo "port $1 never opened" >&2; return 1; }
+
+REDIS_PORT=$(free_port)
+redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save "" --appendonly no --dir "$WORK" \
+  --logfile "$WORK/redis.log" --daemonize no >/dev/null 2>&1 &
+PIDS+=($!)
+until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
+
+BASE_RPS=""
+echo "wrk: ${THREADS} threads, ${CONNS} connections, ${SECONDS_PER_RUN} s per row; $(nproc) cores"
+echo
+echo "| server | req/s | p50 ms | p99 ms | vs bare | RSS idle → after | notes |"
+echo "|---|---|---|---|---|---|---|"
+
+run_row() { # name script cmd... (env set by caller)
+  local name=$1 script=$2; shift 2
+  local port; port=$(free_port)
+  IMS_LISTEN="127.0.0.1:$port" RUST_LOG="${RUST_LOG:-info}" "$@" >"$WORK/$port.log" 2>&1 &
+  local pid=$!; PIDS+=("$pid")
+  wait_port "$port"
+  local idle; idle=$(rss_kb "$pid")
+  local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECONDS_PER_RUN}s" --timeout 5s -s "$script" "http://127.0.0.1:$port/" | grep '^RESULT')
+  local after; after=$(rss_kb "$pid")
+  local rps p50 p99 requests errors
+  rps=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$out"); p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$out")
+  p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$out"); requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$out")
+  errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$out")
+  [ -z "$BASE_RPS" ] && BASE_RPS=$rps
+  local ratio; ratio=$(python3 -c "print(f'{$rps/$BASE_RPS*100:.0f} %')")
+  local notes="$requests requests, $errors errors"
+  if [ -n "${HOT_PREFIX:-}" ]; then
+    local retries stored
+    retries=$(curl -s "http://127.0.0.1:$port/healthz" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("cas_retries"))')
+    stored=$(redis-cli -p "$REDIS_PORT" --scan --pattern "${HOT_PREFIX}*:d:event/*" | wc -l)
+    notes="$notes, $retries CAS retries, $((requests - errors)) acknowledged / $stored stored"
+  fi
+  echo "| $name | $rps | $p50 | $p99 | $ratio | $((idle / 1024)) → $((after / 1024)) MiB | $notes |"
+  kill "$pid"; wait "$pid" 2>/dev/null || true
+}
+
+run_row "bare axum (baseline)" scripts/bench/callback.lua "$BARE"
+IMS_STORE=memory run_row "ims-callback, memory" scripts/bench/callback.lua "$BIN"
+IMS_STORE="redb:$WORK/bench.redb" run_row "ims-callback, redb (durable commits)" scripts/bench/callback.lua "$BIN"
+IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=bench:" run_row "ims-callback, Redis, distinct media" scripts/bench/callback.lua "$BIN"
+HOT_PREFIX="hot" IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=hot:" run_row "ims-callback, Redis, one hot media" scripts/bench/hot.lua "$BIN"

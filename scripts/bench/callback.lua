@@ -1,0 +1,26 @@
+-- wrk script: every request is a distinct, valid FileUploadComplete event
+-- for its own media (thread id + counter), so nothing is a duplicate.
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
+
+local n = 0
+function request()
+  n = n + 1
+  local media = string.format("m%02d%014d", tid, n)
+  local body = string.format(
+    '{"EventType":"FileUploadComplete","UserId":1833220977560785,"EventTime":"2026-01-01T00:00:00Z",' ..
+    '"MessageBody":{"Status":"Success","FileUrl":"https://b.oss-cn-shanghai.aliyuncs.com/sv/%s.mp4",' ..
+    '"MediaId":"%s","AppId":"app-1000000","Size":"5510872","MediaType":"video"}}', media, media)
+  return wrk.format("POST", "/", {["Content-Type"] = "application/json"}, body)
+end
+
+function done(summary, latency, requests)
+  local errors = summary.errors.status + summary.errors.connect + summary.errors.read +
+    summary.errors.write + summary.errors.timeout
+  io.write(string.format("RESULT rps=%.0f p50_ms=%.2f p99_ms=%.2f requests=%d errors=%d\n",
+    summary.requests / (summary.duration / 1e6), latency:percentile(50) / 1000,
+    latency:percentile(99) / 1000, summary.requests, errors))
+end
