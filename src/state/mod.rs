@@ -131,40 +131,141 @@ pub struct Stamp {
     pub fingerprint: String,
 }
 
-/// One last-writer-wins field.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// One last-writer-wins field. Stored as `{"v": value, "t": nanos, "e":
+/// fingerprint}`; the (de)serialisers are written out because serde's
+/// `flatten` buffers every field and this is on every request's path.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "RegisterRepr")]
 pub struct Register {
     /// The value.
-    #[serde(rename = "v")]
     pub value: Value,
     /// Who wrote it, and when.
-    #[serde(flatten)]
     pub stamp: Stamp,
 }
 
-/// One line of a resource's history: an event that touched it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Deserialize)]
+struct RegisterRepr {
+    v: Value,
+    t: i64,
+    e: String,
+}
+
+impl From<RegisterRepr> for Register {
+    fn from(r: RegisterRepr) -> Self {
+        Register {
+            value: r.v,
+            stamp: Stamp {
+                nanos: r.t,
+                fingerprint: r.e,
+            },
+        }
+    }
+}
+
+impl Serialize for Register {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Register", 3)?;
+        s.serialize_field("v", &self.value)?;
+        s.serialize_field("t", &self.stamp.nanos)?;
+        s.serialize_field("e", &self.stamp.fingerprint)?;
+        s.end()
+    }
+}
+
+/// One line of a resource's history: an event that touched it. Stored as
+/// `{"t", "e", "at", "event_type", "status"?}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "HistoryRepr")]
 pub struct HistoryEntry {
     /// The event's stamp (time, fingerprint).
-    #[serde(flatten)]
     pub stamp: Stamp,
     /// `EventTime` as IMS sent it.
     pub at: String,
     /// `EventType` as IMS sent it.
     pub event_type: String,
     /// The event's status value, verbatim, when it has one.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub status: Option<String>,
 }
 
-/// The sticky deletion marker of a media asset.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Deserialize)]
+struct HistoryRepr {
+    t: i64,
+    e: String,
+    at: String,
+    event_type: String,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+impl From<HistoryRepr> for HistoryEntry {
+    fn from(r: HistoryRepr) -> Self {
+        HistoryEntry {
+            stamp: Stamp {
+                nanos: r.t,
+                fingerprint: r.e,
+            },
+            at: r.at,
+            event_type: r.event_type,
+            status: r.status,
+        }
+    }
+}
+
+impl Serialize for HistoryEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("HistoryEntry", 5)?;
+        s.serialize_field("t", &self.stamp.nanos)?;
+        s.serialize_field("e", &self.stamp.fingerprint)?;
+        s.serialize_field("at", &self.at)?;
+        s.serialize_field("event_type", &self.event_type)?;
+        match &self.status {
+            Some(status) => s.serialize_field("status", status)?,
+            None => s.skip_field("status")?,
+        }
+        s.end()
+    }
+}
+
+/// The sticky deletion marker of a media asset: `{"t", "e", "at"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(from = "DeletionRepr")]
 pub struct Deletion {
     /// The earliest deletion's stamp.
-    #[serde(flatten)]
     pub stamp: Stamp,
     /// Its `EventTime`.
     pub at: String,
+}
+
+#[derive(Deserialize)]
+struct DeletionRepr {
+    t: i64,
+    e: String,
+    at: String,
+}
+
+impl From<DeletionRepr> for Deletion {
+    fn from(r: DeletionRepr) -> Self {
+        Deletion {
+            stamp: Stamp {
+                nanos: r.t,
+                fingerprint: r.e,
+            },
+            at: r.at,
+        }
+    }
+}
+
+impl Serialize for Deletion {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut s = serializer.serialize_struct("Deletion", 3)?;
+        s.serialize_field("t", &self.stamp.nanos)?;
+        s.serialize_field("e", &self.stamp.fingerprint)?;
+        s.serialize_field("at", &self.at)?;
+        s.end()
+    }
 }
 
 /// What one event does to one resource.
@@ -368,5 +469,59 @@ impl ResourceState {
                 "fingerprint": h.stamp.fingerprint,
             })).collect::<Vec<_>>(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stamp(nanos: i64, fp: &str) -> Stamp {
+        Stamp {
+            nanos,
+            fingerprint: fp.into(),
+        }
+    }
+
+    #[test]
+    fn records_keep_their_compact_stored_form() {
+        let register = Register {
+            value: json!("x"),
+            stamp: stamp(5, "ab"),
+        };
+        let stored = serde_json::to_value(&register).unwrap();
+        assert_eq!(stored, json!({"v": "x", "t": 5, "e": "ab"}));
+        assert_eq!(
+            serde_json::from_value::<Register>(stored).unwrap(),
+            register
+        );
+
+        let entry = HistoryEntry {
+            stamp: stamp(7, "cd"),
+            at: "2026-01-01T00:00:00Z".into(),
+            event_type: "FileUploadComplete".into(),
+            status: None,
+        };
+        let stored = serde_json::to_value(&entry).unwrap();
+        assert_eq!(
+            stored,
+            json!({"t": 7, "e": "cd", "at": "2026-01-01T00:00:00Z", "event_type": "FileUploadComplete"})
+        );
+        assert_eq!(
+            serde_json::from_value::<HistoryEntry>(stored).unwrap(),
+            entry
+        );
+
+        let deletion = Deletion {
+            stamp: stamp(9, "ef"),
+            at: "t".into(),
+        };
+        let stored = serde_json::to_value(&deletion).unwrap();
+        assert_eq!(stored, json!({"t": 9, "e": "ef", "at": "t"}));
+        assert_eq!(
+            serde_json::from_value::<Deletion>(stored).unwrap(),
+            deletion
+        );
     }
 }
