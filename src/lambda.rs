@@ -24,7 +24,6 @@
 use crate::configuration::Settings;
 use crate::ingest::auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::ingest::{Ingest, IngestError};
-use crate::pipeline::Processed;
 use crate::store::{AnyStore, Store, redact_url};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
 use aws_lambda_events::encodings::Body;
@@ -534,11 +533,11 @@ async fn callback(
         .await;
     match result {
         Ok(processed) => {
-            log_processed(request_id, trigger, None, &processed, started);
+            crate::ingest::log::stored(request_id, trigger, None, &processed, started);
             HttpResponse::json(200, &processed)
         }
         Err(e) => {
-            log_failure(request_id, trigger, None, &e, started);
+            crate::ingest::log::not_stored(request_id, trigger, None, &e, started);
             HttpResponse::json(e.status(), &e.body())
         }
     }
@@ -598,16 +597,16 @@ async fn sqs_record(
     let body = record.body.as_deref().unwrap_or_default();
     match ingest.process(body.as_bytes()).await {
         Ok(processed) => {
-            log_processed(request_id, "sqs", message_id, &processed, started);
+            crate::ingest::log::stored(request_id, "sqs", message_id, &processed, started);
             Ok(())
         }
         Err(e @ IngestError::Invalid { .. }) => {
             // Redelivering cannot make it valid; it is kept for replay.
-            log_failure(request_id, "sqs", message_id, &e, started);
+            crate::ingest::log::not_stored(request_id, "sqs", message_id, &e, started);
             Ok(())
         }
         Err(e) => {
-            log_failure(request_id, "sqs", message_id, &e, started);
+            crate::ingest::log::not_stored(request_id, "sqs", message_id, &e, started);
             Err(e)
         }
     }
@@ -624,11 +623,11 @@ async fn bare_event(
     let bytes = serde_json::to_vec(event).expect("JSON values serialise");
     match ingest.process(&bytes).await {
         Ok(processed) => {
-            log_processed(request_id, "direct", None, &processed, started);
+            crate::ingest::log::stored(request_id, "direct", None, &processed, started);
             Ok(serde_json::to_value(&processed).expect("outcomes serialise"))
         }
         Err(e) => {
-            log_failure(request_id, "direct", None, &e, started);
+            crate::ingest::log::not_stored(request_id, "direct", None, &e, started);
             match e {
                 // Kept in the rejected area: answering with the problems is
                 // final, a retry would only store it again.
@@ -636,69 +635,6 @@ async fn bare_event(
                 e => Err(LambdaError::from_ingest(&e)),
             }
         }
-    }
-}
-
-// ----------------------------------------------------------------- logging
-
-fn log_processed(
-    request_id: Option<&str>,
-    trigger: &str,
-    message_id: Option<&str>,
-    p: &Processed,
-    started: Instant,
-) {
-    let outcomes: Vec<String> = p
-        .resources
-        .iter()
-        .map(|r| format!("{}={:?}:{}", r.key, r.outcome, r.status))
-        .collect();
-    tracing::info!(
-        request_id,
-        trigger,
-        message_id,
-        event_type = %p.event_type,
-        fingerprint = %p.fingerprint,
-        deprecated = p.deprecated,
-        resources = %outcomes.join(","),
-        latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
-        "event stored"
-    );
-}
-
-fn log_failure(
-    request_id: Option<&str>,
-    trigger: &str,
-    message_id: Option<&str>,
-    e: &IngestError,
-    started: Instant,
-) {
-    let latency_us = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-    match e {
-        IngestError::Invalid {
-            rejection,
-            stored_as,
-        } => tracing::warn!(
-            request_id,
-            trigger,
-            message_id,
-            event_type = rejection.event_type.as_deref(),
-            problems = rejection.problems.len(),
-            stored_as = %stored_as,
-            latency_us,
-            "invalid event kept in the rejected area"
-        ),
-        e => tracing::warn!(
-            request_id,
-            trigger,
-            message_id,
-            status = e.status(),
-            error = e.code(),
-            retryable = e.is_retryable(),
-            detail = %e,
-            latency_us,
-            "event not stored"
-        ),
     }
 }
 

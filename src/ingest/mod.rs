@@ -4,6 +4,7 @@
 //! mapping of every failure to a status code and a JSON error body.
 
 pub mod auth;
+pub mod log;
 pub mod trigger;
 
 use crate::event::Rejection;
