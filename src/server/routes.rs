@@ -63,8 +63,9 @@ pub async fn invoke(
         return Ok(callback(&app, &headers, body).await?.into_response());
     }
     let started = Instant::now();
-    let bytes = read_body(&app, &headers, body).await?;
-    let result: Result<Invoked, IngestError> = app.ingest.invoke(&bytes).await;
+    let until = request_deadline(&app);
+    let bytes = read_body(&app, &headers, body, until).await?;
+    let result: Result<Invoked, IngestError> = within(&app, until, app.ingest.invoke(&bytes)).await;
     match &result {
         Ok(invoked) => {
             for r in &invoked.results {
@@ -89,10 +90,16 @@ async fn callback(
     body: Body,
 ) -> Result<Json<Processed>, AppError> {
     let started = Instant::now();
-    let bytes = read_body(app, headers, body).await?;
+    let until = request_deadline(app);
+    let bytes = read_body(app, headers, body, until).await?;
     let timestamp = headers.get(TIMESTAMP_HEADER).map(|v| v.as_bytes());
     let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
-    let result = app.ingest.callback(timestamp, signature, &bytes).await;
+    let result = within(
+        app,
+        until,
+        app.ingest.callback(timestamp, signature, &bytes),
+    )
+    .await;
     match &result {
         Ok(p) => log_processed(request_id(headers), p, started),
         Err(e) => log_failure(request_id(headers), e, started),
@@ -100,8 +107,32 @@ async fn callback(
     Ok(Json(result?))
 }
 
-/// Reads the body within the size limit and the deadline.
-async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, AppError> {
+/// When the request must be answered: one deadline covers reading the
+/// body and processing it, so the answer (503 at the latest) comes within
+/// `IMS_DEADLINE_MS` of the request's head, under IMS's 3 s.
+fn request_deadline(app: &AppState) -> tokio::time::Instant {
+    tokio::time::Instant::now() + app.deadline
+}
+
+/// Runs `work` until `until`; past it, the answer is a 503 deadline error
+/// (a write cut short may still land: the retry is then a duplicate).
+async fn within<T>(
+    app: &AppState,
+    until: tokio::time::Instant,
+    work: impl std::future::Future<Output = Result<T, IngestError>>,
+) -> Result<T, IngestError> {
+    tokio::time::timeout_at(until, work)
+        .await
+        .unwrap_or(Err(IngestError::Deadline(app.deadline)))
+}
+
+/// Reads the body within the size limit and the request deadline.
+async fn read_body(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    until: tokio::time::Instant,
+) -> Result<Bytes, AppError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -110,7 +141,7 @@ async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<By
         return Err(AppError::TooLarge(app.max_body));
     }
     let collect = Limited::new(body, app.max_body).collect();
-    match tokio::time::timeout(app.deadline, collect).await {
+    match tokio::time::timeout_at(until, collect).await {
         Err(_) => Err(AppError::BodyTimeout),
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
         Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
