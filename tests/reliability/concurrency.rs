@@ -11,15 +11,30 @@ use crate::helpers::{
     send_all, spawn, tally,
 };
 use crate::redis_support::{RedisServer, unique};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-async fn run(label: &str, app: &InProcess, generated: Vec<Generated>, concurrency: usize) {
+/// IMS waits this long for an answer.
+const IMS_PATIENCE: Duration = Duration::from_secs(3);
+
+/// Sends `generated` with `concurrency` in flight; with `patience`, every
+/// first answer must come within it.
+async fn run(
+    label: &str,
+    app: &InProcess,
+    generated: Vec<Generated>,
+    concurrency: usize,
+    patience: Option<Duration>,
+) {
     let url = format!("{}/", app.address);
     let bodies: Vec<Vec<u8>> = generated.iter().map(|g| g.body.clone()).collect();
     let started = Instant::now();
     let mut answers = send_all(&app.client, &url, &bodies, concurrency).await;
     let elapsed = started.elapsed();
     let first = tally(&answers);
+    let slowest = max_latency(&answers);
+    if let Some(patience) = patience {
+        assert!(slowest < patience, "{label}: an answer took {slowest:?}");
+    }
     for (g, a) in generated.iter().zip(&answers) {
         assert!(
             matches!(a.status, 200 | 503),
@@ -38,10 +53,9 @@ async fn run(label: &str, app: &InProcess, generated: Vec<Generated>, concurrenc
     let resources = assert_same_as_sequential(&app.store, &bodies).await;
     println!(
         "FIGURES concurrency {label}: {} events, {concurrency} in flight, first pass {first:?} \
-         in {elapsed:.2?} (max latency {:.2?}), {resent} re-sent, all {} stored, \
+         in {elapsed:.2?} (max latency {slowest:.2?}), {resent} re-sent, all {} stored, \
          {resources} resources identical to the sequential application",
         generated.len(),
-        max_latency(&answers),
         generated.len()
     );
 }
@@ -66,25 +80,72 @@ fn redis_url(server: &RedisServer) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_on_one_live_job_redb() {
     let app = spawn(None, &[]).await;
-    run("200 on one live job, redb", &app, same_live_job(), 200).await;
+    run(
+        "200 on one live job, redb",
+        &app,
+        same_live_job(),
+        200,
+        None,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_concurrent_on_one_live_job_redis() {
     let server = RedisServer::start(&[]);
     let app = spawn(Some(&redis_url(&server)), &[]).await;
-    run("200 on one live job, Redis", &app, same_live_job(), 200).await;
+    run(
+        "200 on one live job, Redis",
+        &app,
+        same_live_job(),
+        200,
+        None,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_over_a_hundred_media_redb() {
     let app = spawn(None, &[]).await;
-    run("2,000 over 100 media, redb", &app, hundred_media(), 64).await;
+    run(
+        "2,000 over 100 media, redb",
+        &app,
+        hundred_media(),
+        64,
+        Some(IMS_PATIENCE),
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_over_a_hundred_media_redis() {
     let server = RedisServer::start(&[]);
     let app = spawn(Some(&redis_url(&server)), &[]).await;
-    run("2,000 over 100 media, Redis", &app, hundred_media(), 64).await;
+    run(
+        "2,000 over 100 media, Redis",
+        &app,
+        hundred_media(),
+        64,
+        Some(IMS_PATIENCE),
+    )
+    .await;
+}
+
+/// At the deployed `instanceConcurrency` (20, s.yaml and template.yaml)
+/// on a single hot resource: the figures (503s, latency) for the docs; no
+/// loss, as everywhere. Latency is not asserted here: every conflicting
+/// write re-reads and re-merges the growing state, which on a debug build
+/// sharing two cores comes close to IMS's 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deployed_concurrency_on_one_live_job_redis() {
+    let server = RedisServer::start(&[]);
+    let app = spawn(Some(&redis_url(&server)), &[]).await;
+    run(
+        "200 on one live job at 20 in flight, Redis",
+        &app,
+        same_live_job(),
+        20,
+        None,
+    )
+    .await;
 }
