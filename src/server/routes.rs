@@ -12,7 +12,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::time::Instant;
 
@@ -130,25 +130,66 @@ async fn within<T>(
 async fn read_body(
     app: &AppState,
     headers: &HeaderMap,
-    body: Body,
+    mut body: Body,
     until: tokio::time::Instant,
 ) -> Result<Bytes, AppError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > app.max_body as u64) {
+    if let Some(declared) = declared.filter(|&n| n > app.max_body as u64) {
+        if declared <= LINGER_BYTES {
+            linger(body);
+        }
         return Err(AppError::TooLarge(app.max_body));
     }
-    let collect = Limited::new(body, app.max_body).collect();
-    match tokio::time::timeout_at(until, collect).await {
-        Err(_) => Err(AppError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(AppError::TooLarge(app.max_body))
+    // Not the announced length: a client announcing 1 MiB and sending
+    // nothing must not cost 1 MiB.
+    let mut data = Vec::with_capacity(declared.map_or(0, |n| n.min(64 * 1024) as usize));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| AppError::BodyRead(e.to_string()))?;
+            if let Some(chunk) = frame.data_ref() {
+                if data.len() + chunk.len() > app.max_body {
+                    return Err(AppError::TooLarge(app.max_body));
+                }
+                data.extend_from_slice(chunk);
+            }
         }
-        Ok(Err(e)) => Err(AppError::BodyRead(e.to_string())),
+        Ok(())
+    };
+    match tokio::time::timeout_at(until, read).await {
+        Err(_) => Err(AppError::BodyTimeout),
+        Ok(Ok(())) => Ok(Bytes::from(data)),
+        Ok(Err(e @ AppError::TooLarge(_))) => {
+            linger(body);
+            Err(e)
+        }
+        Ok(Err(e)) => Err(e),
     }
+}
+
+/// How much of a refused (413) body is still read and discarded, and for
+/// how long, so that the client, still sending it, gets to read the 413
+/// instead of a connection reset (a "lingering close").
+const LINGER_BYTES: u64 = 8 * 1024 * 1024;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and discards the rest of `body` in the background, up to
+/// [`LINGER_BYTES`] and [`LINGER_TIME`]; then the connection closes.
+fn linger(mut body: Body) {
+    tokio::spawn(async move {
+        let drain = async {
+            let mut seen = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if seen > LINGER_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
 }
 
 fn is_control(headers: &HeaderMap, path: &str) -> bool {
