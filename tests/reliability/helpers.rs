@@ -74,10 +74,14 @@ pub async fn spawn(store: Option<&str>, vars: &[(&str, &str)]) -> InProcess {
 }
 
 /// A client whose requests cannot hang the test: any request taking 10 s
-/// (more than three times IMS's patience) is a failure.
+/// (more than three times IMS's patience) is a failure. Like any client of
+/// a server that closes idle keep-alive connections (here after
+/// `HEADER_READ_TIMEOUT`, 10 s), it drops its own idle connections sooner,
+/// so it never sends a request on a connection being closed.
 pub fn client() -> Client {
     Client::builder()
         .timeout(Duration::from_secs(10))
+        .pool_idle_timeout(ims_callback::server::HEADER_READ_TIMEOUT / 2)
         .build()
         .unwrap()
 }
