@@ -166,9 +166,9 @@ impl RejectedRecord {
 
 /// Runs the whole pipeline on one raw input.
 pub async fn process<S: Store>(store: &S, bytes: &[u8]) -> Result<Processed, PipelineError> {
-    let value = match serde_json::from_slice::<Value>(bytes) {
+    let value = match crate::event::parse_json(bytes) {
         Ok(value) => value,
-        Err(e) => return Err(reject(store, bytes, Rejection::from(e)).await),
+        Err(rejection) => return Err(reject(store, bytes, rejection).await),
     };
     let fingerprint = Fingerprint::of_value(&value);
     let event = match Event::from_value(value) {

@@ -28,7 +28,10 @@ pub fn run(args: Args) -> ExitCode {
             tracing::error!(error = %e, "invalid settings");
             if ims_callback::lambda::is_lambda() {
                 // Tell Lambda why the function cannot start.
-                if let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
                     rt.block_on(ims_callback::lambda::report_init_error(
                         "InvalidSetting",
                         &e.to_string(),

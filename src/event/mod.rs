@@ -9,6 +9,7 @@
 pub mod body;
 pub mod catalogue;
 pub mod field;
+mod json;
 pub mod types;
 
 pub use catalogue::{Body, Classification, Entry, Family, Kind, classify};
@@ -72,11 +73,28 @@ impl From<serde_json::Error> for Rejection {
     }
 }
 
+/// Parses raw bytes as one strict JSON document: malformed JSON, numbers
+/// out of range, nesting deeper than 128 levels, and a key repeated within
+/// one object (which value IMS meant cannot be known) are each a
+/// [`Reason::MalformedJson`] with line and column; for a repeated key the
+/// problem's path is the key's JSON pointer.
+pub fn parse_json(bytes: &[u8]) -> Result<Value, Rejection> {
+    let duplicate = json::DuplicateSlot::default();
+    json::from_slice(bytes, &duplicate).map_err(|e| {
+        let mut rejection = Rejection::from(e);
+        if let (Some(path), Some(problem)) =
+            (duplicate.into_inner(), rejection.problems.first_mut())
+        {
+            problem.path = path;
+        }
+        rejection
+    })
+}
+
 impl Event {
     /// Parses raw bytes into a validated event.
     pub fn from_slice(bytes: &[u8]) -> Result<Event, Rejection> {
-        let value: Value = serde_json::from_slice(bytes)?;
-        Event::from_value(value)
+        Event::from_value(parse_json(bytes)?)
     }
 
     /// Validates an already-parsed JSON value.

@@ -13,7 +13,13 @@ use std::fmt;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// An identifier (`MediaId`, `JobId`, `TaskId` …): a non-empty string.
+/// Longest accepted identifier, in bytes. IMS ids are 32 hex digits or
+/// UUIDs; ids name store keys (`live-record/{jobId}` …), which are bounded
+/// (1 KiB), so an absurd id is an invalid event (400), not a store failure.
+pub const MAX_ID_LEN: usize = 256;
+
+/// An identifier (`MediaId`, `JobId`, `TaskId` …): a non-empty string of at
+/// most [`MAX_ID_LEN`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id(String);
 
@@ -29,6 +35,8 @@ impl TryFrom<String> for Id {
     fn try_from(value: String) -> Result<Self, Reason> {
         if value.trim().is_empty() {
             Err(Reason::EmptyId)
+        } else if value.len() > MAX_ID_LEN {
+            Err(Reason::IdTooLong { max: MAX_ID_LEN })
         } else {
             Ok(Id(value))
         }
@@ -582,6 +590,11 @@ mod tests {
         assert_eq!(
             read::<Id>(json!("  ")).unwrap_err()[0].reason,
             Reason::EmptyId
+        );
+        assert!(read::<Id>(json!("a".repeat(MAX_ID_LEN))).is_ok());
+        assert_eq!(
+            read::<Id>(json!("a".repeat(MAX_ID_LEN + 1))).unwrap_err()[0].reason,
+            Reason::IdTooLong { max: MAX_ID_LEN }
         );
         assert_eq!(
             read::<Id>(json!(12)).unwrap_err()[0].reason,

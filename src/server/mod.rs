@@ -4,6 +4,13 @@
 //! test can bind port 0 and read the port back); [`Application::run`]
 //! serves until SIGTERM/SIGINT, then stops accepting and finishes the
 //! requests in flight.
+//!
+//! Connections are served by hyper's HTTP/1 server with explicit bounds,
+//! so a slow or hostile client cannot hold the process: the request line
+//! and headers must arrive within [`HEADER_READ_TIMEOUT`] (which also
+//! closes idle keep-alive connections) and fit in [`MAX_HEADER_BYTES`]
+//! (431 otherwise), at most [`MAX_HEADERS`] of them; the body is bounded by
+//! `IMS_MAX_BODY` and the request deadline in the handlers.
 
 mod error;
 mod routes;
@@ -16,12 +23,31 @@ use crate::ingest::auth::Secret;
 use crate::store::{AnyStore, StoreError, redact_url};
 use axum::Router;
 use axum::routing::{get, post};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+
+/// How long a client may take to send the request line and headers, from
+/// the moment the server is ready to read them: a connection that has not
+/// sent a complete head by then is closed (slow-header "slowloris"
+/// clients, and idle keep-alive connections). IMS sends its headers at
+/// once and waits only 3 s for the answer, so this is generous.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Largest request head (request line and headers), in bytes; larger
+/// heads are answered 431. Function Compute refuses client headers over
+/// 8 KB and then adds its own (`x-fc-*`, including STS credentials), so
+/// the limit leaves room above 8 KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Most header fields in one request (431 above).
+pub const MAX_HEADERS: usize = 100;
 
 /// Shared state of the handlers: built once, cloned per request (cheap).
 #[derive(Clone)]
@@ -105,11 +131,64 @@ impl Application {
 
     /// Serves until SIGTERM or SIGINT, then drains in-flight requests.
     pub async fn run(self) -> std::io::Result<()> {
-        tracing::info!(addr = %self.listener.local_addr()?, "listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
+        self.run_until(shutdown_signal()).await
     }
+
+    /// Serves until `shutdown` completes, then stops accepting, lets the
+    /// requests in flight finish and closes idle connections.
+    pub async fn run_until(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> std::io::Result<()> {
+        tracing::info!(addr = %self.listener.local_addr()?, "listening");
+        let mut http = hyper::server::conn::http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .max_header_size(MAX_HEADER_BYTES)
+            .max_headers(MAX_HEADERS);
+        let graceful = GracefulShutdown::new();
+        let mut shutdown = std::pin::pin!(shutdown);
+        loop {
+            let stream = tokio::select! {
+                accepted = self.listener.accept() => match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        accept_error(e).await;
+                        continue;
+                    }
+                },
+                () = &mut shutdown => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let service = TowerToHyperService::new(self.router.clone());
+            let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+            tokio::spawn(async move {
+                if let Err(e) = connection.await {
+                    // A client that went away, sent garbage, or timed out.
+                    tracing::debug!(error = %e, "connection closed with an error");
+                }
+            });
+        }
+        drop(self.listener);
+        graceful.shutdown().await;
+        tracing::info!("all connections closed");
+        Ok(())
+    }
+}
+
+/// An accept error is about one connection (reset before it was accepted)
+/// or about the process (out of file descriptors): never fatal, but back
+/// off on the latter so the loop does not spin.
+async fn accept_error(e: std::io::Error) {
+    use std::io::ErrorKind::{ConnectionAborted, ConnectionRefused, ConnectionReset};
+    if matches!(
+        e.kind(),
+        ConnectionAborted | ConnectionRefused | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accept failed; retrying in 1 s");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 fn router(state: AppState) -> Router {

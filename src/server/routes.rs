@@ -4,7 +4,7 @@
 use super::AppState;
 use super::error::AppError;
 use crate::ingest::auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::ingest::{IngestError, Invoked};
+use crate::ingest::{IngestError, Invoked, log};
 use crate::pipeline::{EVENT_PREFIX, Processed, read_state};
 use crate::state::{Fingerprint, ResourceKey, ResourceKind};
 use crate::store::Store;
@@ -12,7 +12,7 @@ use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri, header};
-use http_body_util::{BodyExt, LengthLimitError, Limited};
+use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::time::Instant;
 
@@ -63,22 +63,35 @@ pub async fn invoke(
         return Ok(callback(&app, &headers, body).await?.into_response());
     }
     let started = Instant::now();
-    let bytes = read_body(&app, &headers, body).await?;
-    let result: Result<Invoked, IngestError> = app.ingest.invoke(&bytes).await;
+    let until = request_deadline(&app);
+    let bytes = read_body(&app, &headers, body, until).await?;
+    let result: Result<Invoked, IngestError> = within(&app, until, app.ingest.invoke(&bytes)).await;
     match &result {
         Ok(invoked) => {
             for r in &invoked.results {
+                let trigger = if r.message_id.is_some() {
+                    "mns"
+                } else {
+                    "invoke"
+                };
                 match &r.processed {
-                    Some(p) => log_processed(request_id(&headers), p, started),
+                    Some(p) => log::stored(
+                        request_id(&headers),
+                        trigger,
+                        r.message_id.as_deref(),
+                        p,
+                        started,
+                    ),
                     None => tracing::warn!(
                         request_id = request_id(&headers),
+                        trigger,
                         message_id = r.message_id.as_deref(),
                         "invalid MNS message kept in the rejected area"
                     ),
                 }
             }
         }
-        Err(e) => log_failure(request_id(&headers), e, started),
+        Err(e) => log::not_stored(request_id(&headers), "invoke", None, e, started),
     }
     Ok(Json(result?).into_response())
 }
@@ -89,35 +102,106 @@ async fn callback(
     body: Body,
 ) -> Result<Json<Processed>, AppError> {
     let started = Instant::now();
-    let bytes = read_body(app, headers, body).await?;
+    let until = request_deadline(app);
+    let bytes = read_body(app, headers, body, until).await?;
     let timestamp = headers.get(TIMESTAMP_HEADER).map(|v| v.as_bytes());
     let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
-    let result = app.ingest.callback(timestamp, signature, &bytes).await;
+    let result = within(
+        app,
+        until,
+        app.ingest.callback(timestamp, signature, &bytes),
+    )
+    .await;
     match &result {
-        Ok(p) => log_processed(request_id(headers), p, started),
-        Err(e) => log_failure(request_id(headers), e, started),
+        Ok(p) => log::stored(request_id(headers), "http", None, p, started),
+        Err(e) => log::not_stored(request_id(headers), "http", None, e, started),
     }
     Ok(Json(result?))
 }
 
-/// Reads the body within the size limit and the deadline.
-async fn read_body(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Bytes, AppError> {
+/// When the request must be answered: one deadline covers reading the
+/// body and processing it, so the answer (503 at the latest) comes within
+/// `IMS_DEADLINE_MS` of the request's head, under IMS's 3 s.
+fn request_deadline(app: &AppState) -> tokio::time::Instant {
+    tokio::time::Instant::now() + app.deadline
+}
+
+/// Runs `work` until `until`; past it, the answer is a 503 deadline error
+/// (a write cut short may still land: the retry is then a duplicate).
+async fn within<T>(
+    app: &AppState,
+    until: tokio::time::Instant,
+    work: impl std::future::Future<Output = Result<T, IngestError>>,
+) -> Result<T, IngestError> {
+    tokio::time::timeout_at(until, work)
+        .await
+        .unwrap_or(Err(IngestError::Deadline(app.deadline)))
+}
+
+/// Reads the body within the size limit and the request deadline.
+async fn read_body(
+    app: &AppState,
+    headers: &HeaderMap,
+    mut body: Body,
+    until: tokio::time::Instant,
+) -> Result<Bytes, AppError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > app.max_body as u64) {
+    if let Some(declared) = declared.filter(|&n| n > app.max_body as u64) {
+        if declared <= LINGER_BYTES {
+            linger(body);
+        }
         return Err(AppError::TooLarge(app.max_body));
     }
-    let collect = Limited::new(body, app.max_body).collect();
-    match tokio::time::timeout(app.deadline, collect).await {
-        Err(_) => Err(AppError::BodyTimeout),
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
-            Err(AppError::TooLarge(app.max_body))
+    // Not the announced length: a client announcing 1 MiB and sending
+    // nothing must not cost 1 MiB.
+    let mut data = Vec::with_capacity(declared.map_or(0, |n| n.min(64 * 1024) as usize));
+    let read = async {
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| AppError::BodyRead(e.to_string()))?;
+            if let Some(chunk) = frame.data_ref() {
+                if data.len() + chunk.len() > app.max_body {
+                    return Err(AppError::TooLarge(app.max_body));
+                }
+                data.extend_from_slice(chunk);
+            }
         }
-        Ok(Err(e)) => Err(AppError::BodyRead(e.to_string())),
+        Ok(())
+    };
+    match tokio::time::timeout_at(until, read).await {
+        Err(_) => Err(AppError::BodyTimeout),
+        Ok(Ok(())) => Ok(Bytes::from(data)),
+        Ok(Err(e @ AppError::TooLarge(_))) => {
+            linger(body);
+            Err(e)
+        }
+        Ok(Err(e)) => Err(e),
     }
+}
+
+/// How much of a refused (413) body is still read and discarded, and for
+/// how long, so that the client, still sending it, gets to read the 413
+/// instead of a connection reset (a "lingering close").
+const LINGER_BYTES: u64 = 8 * 1024 * 1024;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and discards the rest of `body` in the background, up to
+/// [`LINGER_BYTES`] and [`LINGER_TIME`]; then the connection closes.
+fn linger(mut body: Body) {
+    tokio::spawn(async move {
+        let drain = async {
+            let mut seen = 0u64;
+            while let Some(Ok(frame)) = body.frame().await {
+                seen += frame.data_ref().map_or(0, |d| d.len() as u64);
+                if seen > LINGER_BYTES {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER_TIME, drain).await;
+    });
 }
 
 fn is_control(headers: &HeaderMap, path: &str) -> bool {
@@ -128,37 +212,6 @@ fn is_control(headers: &HeaderMap, path: &str) -> bool {
 
 fn request_id(headers: &HeaderMap) -> Option<&str> {
     headers.get(REQUEST_ID).and_then(|v| v.to_str().ok())
-}
-
-fn log_processed(request_id: Option<&str>, p: &Processed, started: Instant) {
-    let outcomes: Vec<String> = p
-        .resources
-        .iter()
-        .map(|r| format!("{}={:?}:{}", r.key, r.outcome, r.status))
-        .collect();
-    tracing::info!(
-        request_id,
-        event_type = %p.event_type,
-        fingerprint = %p.fingerprint,
-        deprecated = p.deprecated,
-        resources = %outcomes.join(","),
-        latency_us = started.elapsed().as_micros() as u64,
-        "event stored"
-    );
-    if p.deprecated {
-        tracing::warn!(event_type = %p.event_type, "IMS retires this event type after 2025-12-31; subscribe to the MediaConvert* events");
-    }
-}
-
-fn log_failure(request_id: Option<&str>, e: &IngestError, started: Instant) {
-    tracing::warn!(
-        request_id,
-        status = e.status(),
-        error = e.code(),
-        detail = %e,
-        latency_us = started.elapsed().as_micros() as u64,
-        "event not stored"
-    );
 }
 
 /// `GET /healthz`: 200 when the store answers, 503 otherwise.

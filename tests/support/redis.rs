@@ -30,6 +30,11 @@ pub struct RedisServer {
     pub port: u16,
     /// Its working directory (holds `log`, and `nodes.conf` in cluster mode).
     pub dir: PathBuf,
+    /// The arguments after the common ones, to start it again.
+    args: Vec<String>,
+    tls: bool,
+    /// Whether dropping this handle removes `dir` (not for a restart).
+    owns_dir: bool,
 }
 
 impl RedisServer {
@@ -50,13 +55,46 @@ impl RedisServer {
         Self::start_with(extra, true, None)
     }
 
+    /// A server that makes every write durable before answering it:
+    /// append-only file, fsync on every write (`--appendfsync always`), in
+    /// its own directory, so that it can be killed and [restarted]
+    /// (RedisServer::restart) with its data.
+    pub fn start_durable(extra: &[&str]) -> RedisServer {
+        let mut args = vec!["--appendonly", "yes", "--appendfsync", "always"];
+        args.extend_from_slice(extra);
+        Self::start_with(&args, false, None)
+    }
+
+    /// Starts this server again (killing it first if it still runs): same
+    /// port, directory and arguments, so it reloads what it persisted. The
+    /// directory stays owned by `self`.
+    pub fn restart(&self) -> RedisServer {
+        self.kill();
+        let args: Vec<&str> = self.args.iter().map(String::as_str).collect();
+        Self::spawn(&args, self.tls, Some(self.port), Some(self.dir.clone()))
+    }
+
     fn start_with(extra: &[&str], tls: bool, fixed_port: Option<u16>) -> RedisServer {
+        Self::spawn(extra, tls, fixed_port, None)
+    }
+
+    fn spawn(
+        extra: &[&str],
+        tls: bool,
+        fixed_port: Option<u16>,
+        fixed_dir: Option<PathBuf>,
+    ) -> RedisServer {
         let mut last_log = String::new();
         // A port found free may be taken before the server binds it: retry.
         for _ in 0..5 {
             let port = fixed_port.unwrap_or_else(free_port);
             let bus_port = free_port();
-            let dir = scratch_dir();
+            let owns_dir = fixed_dir.is_none();
+            let dir = fixed_dir.clone().unwrap_or_else(scratch_dir);
+            let args: Vec<String> = extra
+                .iter()
+                .map(|a| a.replace("{bus}", &bus_port.to_string()))
+                .collect();
             let mut cmd = Command::new("redis-server");
             if tls {
                 cmd.args(["--port", "0", "--tls-port", &port.to_string()]);
@@ -67,11 +105,7 @@ impl RedisServer {
                 .arg("--dir")
                 .arg(&dir)
                 .args(["--logfile", "log", "--daemonize", "no"])
-                .args(
-                    extra
-                        .iter()
-                        .map(|a| a.replace("{bus}", &bus_port.to_string())),
-                )
+                .args(&args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -85,6 +119,9 @@ impl RedisServer {
                         pid,
                         port,
                         dir,
+                        args,
+                        tls,
+                        owns_dir,
                     };
                 }
                 if child.try_wait().expect("try_wait").is_some() || Instant::now() > deadline {
@@ -103,6 +140,17 @@ impl RedisServer {
         self.pid
     }
 
+    /// Send `signal` (e.g. `libc::SIGSTOP` to freeze it, `libc::SIGCONT`
+    /// to thaw it) to the server process, if it still runs.
+    pub fn signal(&self, signal: i32) {
+        if self.child.lock().unwrap().is_some() {
+            // SAFETY: kill(2) on our own child, which has not been reaped.
+            unsafe {
+                libc::kill(self.pid as i32, signal);
+            }
+        }
+    }
+
     /// SIGKILL the server and reap it.
     pub fn kill(&self) {
         if let Some(mut child) = self.child.lock().unwrap().take() {
@@ -115,7 +163,9 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        if self.owns_dir {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
     }
 }
 
