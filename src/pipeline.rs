@@ -27,6 +27,22 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Writers of one resource within this process take turns here instead of
+/// racing: N concurrent events for one hot resource would otherwise cost
+/// O(N²) conflicting read–merge–CAS rounds. Striped by key hash, so the
+/// table stays fixed-size; compare-and-set still guards against writers in
+/// other processes (other FC instances).
+static WRITE_TURNS: std::sync::LazyLock<Box<[tokio::sync::Mutex<()>]>> =
+    std::sync::LazyLock::new(|| (0..1024).map(|_| tokio::sync::Mutex::new(())).collect());
+
+fn write_turn(key: &str) -> &'static tokio::sync::Mutex<()> {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    key.hash(&mut hasher);
+    let turns = &*WRITE_TURNS;
+    &turns[(hasher.finish() % turns.len() as u64) as usize]
+}
+
 /// Compare-and-set conflicts retried since start (all resources).
 static CAS_RETRIES: AtomicU64 = AtomicU64::new(0);
 
@@ -242,6 +258,7 @@ async fn apply_change<S: Store>(
     change: &state::Change,
 ) -> Result<ResourceOutcome, PipelineError> {
     let key = change.key.as_str();
+    let _turn = write_turn(key).lock().await;
     for attempt in 0..MAX_CAS_ATTEMPTS {
         let current = store.get(key).await?;
         let (mut resource, version) = match current {
