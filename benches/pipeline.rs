@@ -9,7 +9,6 @@ use ims_callback::event::Event;
 use ims_callback::state::{Fingerprint, ResourceState, derive};
 use serde_json::{Value, json};
 use std::hint::black_box;
-use std::path::Path;
 
 /// The whole pure path one callback takes before any store call.
 fn core(bytes: &[u8]) -> usize {
@@ -20,15 +19,11 @@ fn core(bytes: &[u8]) -> usize {
     changes.len()
 }
 
+#[path = "../tests/support/corpus.rs"]
+mod corpus;
+
 fn samples() -> Vec<(String, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
+    corpus::json_files(&corpus::events_dir())
         .into_iter()
         .map(|p| {
             let name = p.file_stem().unwrap().to_string_lossy().into_owned();

@@ -5,7 +5,9 @@ use ims_callback::configuration::Settings;
 use ims_callback::server::Application;
 use reqwest::{Client, Response};
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+pub use crate::samples::{events_dir, json_files};
 
 pub const CALLBACK_URL: &str = "https://ims-callback.example.com/ims/events";
 pub const KEYS: &str = "old-auth-key,new-auth-key";
@@ -112,21 +114,6 @@ impl TestApp {
             .await
             .unwrap()
     }
-}
-
-pub fn events_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("events")
-}
-
-/// The `*.json` files directly in `dir`, sorted.
-pub fn json_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    files.sort();
-    files
 }
 
 pub fn read(path: &Path) -> Vec<u8> {

@@ -11,3 +11,5 @@ mod query;
 mod redis;
 #[path = "../support/redis.rs"]
 mod redis_support;
+#[path = "../support/corpus.rs"]
+mod samples;

@@ -8,3 +8,5 @@ mod fields;
 mod helpers;
 mod invalid;
 mod roundtrip;
+#[path = "../support/corpus.rs"]
+mod samples;
