@@ -38,7 +38,10 @@ use super::{
 /// key → (version, value).
 const KV: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("kv");
 
-/// Most compare-and-sets committed together by the writer thread.
+/// redb's page cache: enough for the hot resources, bounded RSS.
+pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Most compare-and-sets committed together by the writer task.
 pub const MAX_BATCH: usize = 256;
 
 /// One compare-and-set waiting for the writer thread.
@@ -82,7 +85,11 @@ impl RedbStore {
         }
         let shown = path.clone();
         let db = tokio::task::spawn_blocking(move || -> Result<Database, ::redb::Error> {
-            let db = Database::create(&path)?;
+            // redb's default page cache is 1 GiB, which it fills as the
+            // file grows; a receiver needs only its hot pages.
+            let db = ::redb::Builder::new()
+                .set_cache_size(CACHE_BYTES)
+                .create(&path)?;
             // Create the table up front so readers never see "table does not
             // exist" — but only when absent: a write commit costs an fsync,
             // which a cold start should not pay every time.
