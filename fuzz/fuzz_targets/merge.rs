@@ -382,13 +382,40 @@ impl Gen {
     }
 }
 
+/// Many distinct files of one live recording, so that its history
+/// overflows [`HISTORY_LIMIT`] and gets truncated.
+#[derive(Debug, Arbitrary)]
+struct Burst {
+    job: Job,
+    count: u8,
+    base: u8,
+}
+
+impl Burst {
+    fn events(&self) -> impl Iterator<Item = Gen> + '_ {
+        // Enough to overflow the history, few enough to stay fast.
+        (0..self.count % (HISTORY_LIMIT as u8 + 16)).map(|i| Gen::LiveFile {
+            at: At {
+                instant: self.base.wrapping_add(i.wrapping_mul(7)),
+                spelling: i,
+            },
+            job: self.job,
+            record: i,
+            duration: 1.0,
+        })
+    }
+}
+
 #[derive(Debug, Arbitrary)]
 struct Input {
     events: Vec<Gen>,
+    burst: Option<Burst>,
     /// Drives a Fisher–Yates shuffle of the delivery.
     shuffle: Vec<u16>,
     /// Events delivered again (indices, modulo the number of events).
     duplicates: Vec<u16>,
+    /// In the through-JSON fold, round trip before every (n % 8 + 1)-th change.
+    round_trip_every: u8,
 }
 
 /// One event, ready to apply.
@@ -413,17 +440,24 @@ fn prepare(generated: &Gen) -> Prepared {
 
 type States = BTreeMap<String, ResourceState>;
 
-/// Applies events in `order`; with `through_json`, every state is
-/// serialised and read back before each change, as the store does.
-fn fold(events: &[Prepared], order: &[usize], through_json: bool) -> States {
+/// Events taken from one input (besides a burst): the cost of an input
+/// grows with the square of its events on one resource.
+const MAX_EVENTS: usize = 160;
+
+/// Applies events in `order`; with `through_json = Some(k)`, a state is
+/// serialised and read back before every k-th change, as the store does
+/// before every change (every one would be slow: k is up to the input).
+fn fold(events: &[Prepared], order: &[usize], through_json: Option<usize>) -> States {
     let mut states = States::new();
+    let mut applied = 0usize;
     for &i in order {
         let event = &events[i];
         for change in &event.changes {
             let state = states
                 .entry(change.key.to_string())
                 .or_insert_with(|| ResourceState::new(&change.key));
-            if through_json {
+            applied += 1;
+            if through_json.is_some_and(|k| applied % k == 0) {
                 let bytes = serde_json::to_vec(&*state).expect("a state serialises");
                 *state = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
                     panic!(
@@ -472,15 +506,29 @@ fn well_formed(state: &ResourceState) {
 }
 
 fuzz_target!(|input: Input| {
-    if input.events.is_empty() {
+    let burst = input.burst.iter().flat_map(Burst::events);
+    let events: Vec<Prepared> = input
+        .events
+        .iter()
+        .take(MAX_EVENTS)
+        .cloned()
+        .chain(burst)
+        .map(|g| prepare(&g))
+        .collect();
+    if events.is_empty() {
         return;
     }
-    let events: Vec<Prepared> = input.events.iter().map(prepare).collect();
     let n = events.len();
 
     let given: Vec<usize> = (0..n).collect();
     let mut delivery = given.clone();
-    delivery.extend(input.duplicates.iter().map(|&d| usize::from(d) % n));
+    delivery.extend(
+        input
+            .duplicates
+            .iter()
+            .take(MAX_EVENTS)
+            .map(|&d| usize::from(d) % n),
+    );
     let mut swaps = input.shuffle.iter().cycle();
     if !input.shuffle.is_empty() {
         for i in (1..delivery.len()).rev() {
@@ -489,9 +537,13 @@ fuzz_target!(|input: Input| {
         }
     }
 
-    let a = fold(&events, &given, false);
-    let b = fold(&events, &delivery, false);
-    let c = fold(&events, &delivery, true);
+    let a = fold(&events, &given, None);
+    let b = fold(&events, &delivery, None);
+    let c = fold(
+        &events,
+        &delivery,
+        Some(usize::from(input.round_trip_every % 8) + 1),
+    );
     let (ab, bb, cb) = (bytes(&a), bytes(&b), bytes(&c));
     if ab != bb || ab != cb {
         let events: Vec<String> = events.iter().map(|e| e.json.to_string()).collect();
@@ -518,28 +570,20 @@ fuzz_target!(|input: Input| {
     }
     a.values().for_each(well_formed);
 
-    // Everything once more: nothing changes.
+    // Everything once more: nothing changes. `apply` mutates only when it
+    // reports `Applied`, so comparing the final bytes suffices.
     let mut again = a.clone();
     for event in &events {
         for change in &event.changes {
             let state = again.get_mut(change.key.as_str()).expect("resource exists");
-            let before = serde_json::to_vec(&*state).expect("serialises");
-            let outcome = state.apply(&event.meta, change);
-            let after = serde_json::to_vec(&*state).expect("serialises");
-            assert_eq!(
-                String::from_utf8_lossy(&after),
-                String::from_utf8_lossy(&before),
-                "re-applying {} changed {}",
-                event.json,
-                change.key
-            );
-            match outcome {
+            match state.apply(&event.meta, change) {
                 ApplyOutcome::Duplicate => {}
                 ApplyOutcome::Stale => assert_eq!(
                     state.history.len(),
                     HISTORY_LIMIT,
-                    "{}: stale although the history is not full",
-                    change.key
+                    "{}: re-applying {} is stale although the history is not full",
+                    change.key,
+                    event.json
                 ),
                 ApplyOutcome::Applied => {
                     panic!(
@@ -550,4 +594,8 @@ fuzz_target!(|input: Input| {
             }
         }
     }
+    assert!(
+        bytes(&again) == ab,
+        "applying everything again changed a state"
+    );
 });
