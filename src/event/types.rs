@@ -13,7 +13,12 @@ use std::fmt;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-/// An identifier (`MediaId`, `JobId`, `TaskId` …): a non-empty string.
+/// The longest identifier accepted, in bytes: ids become resource keys
+/// (`live-record/{id}` the longest), which must fit the store's key limit.
+pub const MAX_ID_LEN: usize = 1000;
+
+/// An identifier (`MediaId`, `JobId`, `TaskId` …): a non-empty string of at
+/// most [`MAX_ID_LEN`] bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id(String);
 
@@ -29,6 +34,8 @@ impl TryFrom<String> for Id {
     fn try_from(value: String) -> Result<Self, Reason> {
         if value.trim().is_empty() {
             Err(Reason::EmptyId)
+        } else if value.len() > MAX_ID_LEN {
+            Err(Reason::IdTooLong { max: MAX_ID_LEN })
         } else {
             Ok(Id(value))
         }
@@ -564,6 +571,23 @@ mod tests {
             read::<Id>(json!(12)).unwrap_err()[0].reason,
             Reason::ExpectedString
         );
+    }
+
+    #[test]
+    fn ids_that_would_not_fit_a_store_key_are_refused() {
+        // Found by the `callback` fuzz target: a valid event with a
+        // 1019-byte MediaId made `media/{id}` longer than the store's key
+        // limit, so a well-formed callback got a 500 after its raw record was
+        // stored, and was never kept for replay. Now it is a 400 like any
+        // other invalid event.
+        let longest = "i".repeat(MAX_ID_LEN);
+        assert_eq!(read::<Id>(json!(longest)).unwrap().as_str(), longest);
+        assert_eq!(
+            read::<Id>(json!("i".repeat(MAX_ID_LEN + 1))).unwrap_err()[0].reason,
+            Reason::IdTooLong { max: MAX_ID_LEN }
+        );
+        let key = crate::state::ResourceKey::new(crate::state::ResourceKind::LiveRecord, &longest);
+        assert!(key.as_str().len() <= crate::store::MAX_KEY_LEN);
     }
 
     #[test]

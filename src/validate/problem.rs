@@ -29,6 +29,11 @@ pub enum Reason {
     ExpectedString,
     /// An identifier must be a non-empty string.
     EmptyId,
+    /// An identifier is longer than a resource key can hold.
+    IdTooLong {
+        /// The limit, in bytes.
+        max: usize,
+    },
     /// The value must be a number (or a string holding one).
     ExpectedNumber,
     /// The value must be a non-negative integer (or a string holding one).
@@ -83,6 +88,7 @@ impl fmt::Display for Reason {
             }
             Reason::ExpectedString => f.write_str("expected a string"),
             Reason::EmptyId => f.write_str("must be a non-empty string"),
+            Reason::IdTooLong { max } => write!(f, "must be at most {max} bytes long"),
             Reason::ExpectedNumber => f.write_str("expected a number or a numeric string"),
             Reason::ExpectedUnsigned => {
                 f.write_str("expected a non-negative integer or a string holding one")
