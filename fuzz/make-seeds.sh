@@ -27,6 +27,12 @@ done
 { printf '\x02\x7f'; cat "$root/events/FileUploadComplete.json"; } > seeds/callback/signed-wrong-key.json
 { printf '\x04\x80'; cat "$root/events/FileUploadComplete.json"; } > seeds/callback/signed-upper.json
 { printf '\x08\x10'; cat "$root/events/FileUploadComplete.json"; } > seeds/callback/signed-outside-window.json
+# Boundaries: the longest id accepted (MAX_ID_LEN bytes), and one byte more.
+for n in 1000 1001; do
+  sed "s/c321b3a0041a71eda1590674a2ce6a17/$(head -c "$n" /dev/zero | tr '\0' 'i')/" \
+    "$root/events/FileUploadComplete.json" > "seeds/parse/media-id-$n.json"
+  { printf '\x00\x00'; cat "seeds/parse/media-id-$n.json"; } > "seeds/callback/signed-media-id-$n.json"
+done
 
 # merge: structured input decoded by `arbitrary`; random bytes of a few
 # sizes are as good a start as any (fixed seeds, so this is reproducible).
