@@ -61,6 +61,12 @@ pub const EVENT_PREFIX: &str = "event/";
 /// Key prefix of rejected inputs.
 pub const REJECTED_PREFIX: &str = "rejected/";
 
+// Validation bounds ids so that every resource key (`live-record/{id}` is
+// the longest) fits the store's key limit: a valid event is never refused
+// by the store.
+const _: () =
+    assert!("live-record/".len() + crate::event::types::MAX_ID_LEN <= crate::store::MAX_KEY_LEN);
+
 /// What processing one event did, as reported to the caller.
 #[derive(Debug, Clone, Serialize)]
 pub struct Processed {

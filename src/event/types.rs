@@ -562,6 +562,21 @@ mod tests {
     }
 
     #[test]
+    fn floats_re_parse_to_the_same_value() {
+        // Found by the `merge` fuzzer: what a valid event re-serialises to
+        // must parse back to the same number (serde_json `float_roundtrip`).
+        for f in [
+            2.530_649_789_986_312_4e209_f64,
+            2.276_205_281_136_043_6e-274,
+        ] {
+            let n: Num<f64> = read(json!(f)).unwrap();
+            let text = serde_json::to_string(&n).unwrap();
+            let again: Num<f64> = read(serde_json::from_str(&text).unwrap()).unwrap();
+            assert_eq!(again.get().to_bits(), f.to_bits(), "{text}");
+        }
+    }
+
+    #[test]
     fn numbers_reject_what_is_not_a_number_of_the_right_kind() {
         for bad in [
             json!("abc"),
@@ -600,6 +615,23 @@ mod tests {
             read::<Id>(json!(12)).unwrap_err()[0].reason,
             Reason::ExpectedString
         );
+    }
+
+    #[test]
+    fn ids_that_would_not_fit_a_store_key_are_refused() {
+        // Found by the `callback` fuzz target: a valid event with a
+        // 1019-byte MediaId made `media/{id}` longer than the store's key
+        // limit, so a well-formed callback got a 500 after its raw record was
+        // stored, and was never kept for replay. Now it is a 400 like any
+        // other invalid event.
+        let longest = "i".repeat(MAX_ID_LEN);
+        assert_eq!(read::<Id>(json!(longest)).unwrap().as_str(), longest);
+        assert_eq!(
+            read::<Id>(json!("i".repeat(MAX_ID_LEN + 1))).unwrap_err()[0].reason,
+            Reason::IdTooLong { max: MAX_ID_LEN }
+        );
+        let key = crate::state::ResourceKey::new(crate::state::ResourceKind::LiveRecord, &longest);
+        assert!(key.as_str().len() <= crate::store::MAX_KEY_LEN);
     }
 
     #[test]

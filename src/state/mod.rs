@@ -524,4 +524,34 @@ mod tests {
             deletion
         );
     }
+
+    /// Found by the `merge` fuzzer: the pipeline stores a state as JSON and
+    /// reads it back before every merge, so a float field must survive that
+    /// round trip exactly — otherwise the stored bytes depend on how many
+    /// read–merge–write cycles a resource went through, i.e. on the order
+    /// of the events. (serde_json's default float parser is not correctly
+    /// rounded; the `float_roundtrip` feature makes it so.)
+    #[test]
+    fn a_state_with_floats_survives_the_stores_json_round_trip() {
+        let key = ResourceKey::new(ResourceKind::Media, "m-1");
+        let meta = EventMeta {
+            stamp: Stamp {
+                nanos: 1_767_225_605_800_000_000,
+                fingerprint: "5f531a8cfddb7b8c25c75111af264476".into(),
+            },
+            at: "2026-01-01T00:00:05.800Z".into(),
+            event_type: "VideoAnalysisComplete".into(),
+            status: Some("Success".into()),
+        };
+        let mut change = Change::new(key.clone());
+        change
+            .set("meta/duration", 2.530_649_789_986_312_4e209)
+            .set("meta/fps", 2.276_205_281_136_043_6e-274);
+        let mut state = ResourceState::new(&key);
+        assert_eq!(state.apply(&meta, &change), ApplyOutcome::Applied);
+        let stored = serde_json::to_vec(&state).unwrap();
+        let read: ResourceState = serde_json::from_slice(&stored).unwrap();
+        assert_eq!(read, state);
+        assert_eq!(serde_json::to_vec(&read).unwrap(), stored);
+    }
 }
