@@ -4,6 +4,8 @@
 # with BENCH_CONNECTIONS), every request a distinct valid IMS event.
 #
 #   scripts/bench-http.sh [SECONDS]     # default 30; CI smoke: 2
+#   BENCH_ROWS="memory redis" scripts/bench-http.sh 10   # only these rows
+#                                       # (bare, memory, redb, redis, hot)
 #
 # Prints a Markdown table: requests/s, p50, p99, ratio to the baseline, RSS
 # before/after, and for the hot-media row the compare-and-set retries and a
@@ -25,6 +27,7 @@ WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -71,8 +74,11 @@ run_row() { # name script cmd... (env set by caller)
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
+ROWS=" ${BENCH_ROWS:-bare memory redb redis hot} "
+# The baseline always runs: the ratios need it.
 run_row "bare axum (baseline)" scripts/bench/callback.lua "$BARE"
-IMS_STORE=memory run_row "ims-callback, memory" scripts/bench/callback.lua "$BIN"
-IMS_STORE="redb:$WORK/bench.redb" run_row "ims-callback, redb (durable commits)" scripts/bench/callback.lua "$BIN"
-IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=bench:" run_row "ims-callback, Redis, distinct media" scripts/bench/callback.lua "$BIN"
-HOT_PREFIX="hot" IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=hot:" run_row "ims-callback, Redis, one hot media" scripts/bench/hot.lua "$BIN"
+[[ $ROWS == *" memory "* ]] && IMS_STORE=memory run_row "ims-callback, memory" scripts/bench/callback.lua "$BIN"
+[[ $ROWS == *" redb "* ]] && IMS_STORE="redb:$WORK/bench.redb" run_row "ims-callback, redb (durable commits)" scripts/bench/callback.lua "$BIN"
+[[ $ROWS == *" redis "* ]] && IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=bench:" run_row "ims-callback, Redis, distinct media" scripts/bench/callback.lua "$BIN"
+[[ $ROWS == *" hot "* ]] && HOT_PREFIX="hot" IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=hot:" run_row "ims-callback, Redis, one hot media" scripts/bench/hot.lua "$BIN"
+true

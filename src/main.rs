@@ -8,3 +8,6 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     cli::Cli::parse().run()
 }
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
