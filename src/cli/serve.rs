@@ -20,7 +20,8 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> ExitCode {
-    ims_callback::telemetry::init();
+    // Held to the end of `run`: dropping it writes out the queued log lines.
+    let _log = ims_callback::telemetry::init();
     let mut settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
