@@ -1,38 +1,69 @@
-//! In-process store: a sorted map behind a mutex.
+//! In-process store: a hash map split into shards, each behind a mutex.
 //!
 //! For tests and throwaway runs; everything is lost when the process exits.
-//! The mutex is a `std` one, held only for a map lookup or insert and never
-//! across an `.await`, so it cannot stall the runtime. Values are kept as
-//! `Arc<[u8]>` so a listing clones pointers under the lock and copies bytes
-//! after releasing it.
+//! The mutexes are `std` ones, held only for one lookup or insert and never
+//! across an `.await`, so they cannot stall the runtime. Keys hash to one of
+//! [`SHARDS`] shards, so concurrent requests rarely wait for each other, and
+//! a point lookup costs a hash instead of a walk down a large sorted tree
+//! (which, with hundreds of thousands of keys, was the store's main cost
+//! under load). Listing is the rare operation: it scans the shards and
+//! sorts what matches. Values are kept as `Arc<[u8]>` so a listing clones
+//! pointers under the locks and copies bytes after releasing them.
 //!
 //! Calls complete without waiting on anything, so this backend has no
 //! timeout: there is nothing that could be slow.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::fmt;
-use std::ops::Bound;
+use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::{
     CasOutcome, MAX_LIST_LIMIT, Store, StoreError, Version, Versioned, check_key, check_value,
 };
 
-type Map = BTreeMap<String, (Version, Arc<[u8]>)>;
+/// Number of independently locked shards.
+pub const SHARDS: usize = 16;
+
+type Shard = HashMap<Box<str>, (Version, Arc<[u8]>)>;
 
 /// The in-process backend. Clones share the same map.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct MemoryStore {
-    map: Arc<Mutex<Map>>,
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    hasher: std::collections::hash_map::RandomState,
+    shards: [Mutex<Shard>; SHARDS],
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                hasher: Default::default(),
+                shards: std::array::from_fn(|_| Mutex::default()),
+            }),
+        }
+    }
 }
 
 impl fmt::Debug for MemoryStore {
     // The contents may be large: show only their size.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MemoryStore")
-            .field("keys", &self.lock().len())
-            .finish()
+        let keys: usize = (0..SHARDS).map(|i| lock(&self.inner.shards[i]).len()).sum();
+        f.debug_struct("MemoryStore").field("keys", &keys).finish()
     }
+}
+
+/// A shard's map. A panic while holding the lock cannot leave it
+/// half-updated (each update is one insert), so a poisoned lock is still
+/// usable.
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 impl MemoryStore {
@@ -41,19 +72,17 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, Map> {
-        // A panic while holding the lock cannot leave the map half-updated
-        // (each update is one insert), so a poisoned lock is still usable.
-        self.map
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
+        // The shard index uses the hash's high bits; HashMap uses the low ones.
+        let hash = self.inner.hasher.hash_one(key);
+        lock(&self.inner.shards[(hash >> 60) as usize % SHARDS])
     }
 }
 
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         check_key(key)?;
-        let found = self.lock().get(key).cloned();
+        let found = self.shard(key).get(key).cloned();
         Ok(found.map(|(version, value)| Versioned {
             version,
             value: value.to_vec(),
@@ -70,13 +99,21 @@ impl Store for MemoryStore {
         check_value(value)?;
         // Copy the bytes before taking the lock, to keep the critical section short.
         let value: Arc<[u8]> = Arc::from(value);
-        let mut map = self.lock();
-        let current = map.get(key).map(|(version, _)| *version);
-        if current != expected {
-            return Ok(CasOutcome::Conflict { current });
+        let mut shard = self.shard(key);
+        let current = shard.get_mut(key);
+        let current_version = current.as_ref().map(|(version, _)| *version);
+        if current_version != expected {
+            return Ok(CasOutcome::Conflict {
+                current: current_version,
+            });
         }
-        let next = Version::new(current.map_or(1, |v| v.get() + 1));
-        map.insert(key.to_owned(), (next, value));
+        let next = Version::new(current_version.map_or(1, |v| v.get() + 1));
+        match current {
+            Some(entry) => *entry = (next, value),
+            None => {
+                shard.insert(key.into(), (next, value));
+            }
+        }
         Ok(CasOutcome::Written(next))
     }
 
@@ -87,17 +124,18 @@ impl Store for MemoryStore {
         limit: usize,
     ) -> Result<Vec<(String, Versioned)>, StoreError> {
         let limit = limit.min(MAX_LIST_LIMIT);
-        let lower = match start_after {
-            Some(after) if after >= prefix => Bound::Excluded(after),
-            _ => Bound::Included(prefix),
-        };
-        let page: Vec<(String, Version, Arc<[u8]>)> = self
-            .lock()
-            .range::<str, _>((lower, Bound::Unbounded))
-            .take_while(|(key, _)| key.starts_with(prefix))
-            .take(limit)
-            .map(|(key, (version, value))| (key.clone(), *version, Arc::clone(value)))
-            .collect();
+        let after = start_after.unwrap_or("");
+        let mut page: Vec<(String, Version, Arc<[u8]>)> = Vec::new();
+        for shard in &self.inner.shards {
+            page.extend(
+                lock(shard)
+                    .iter()
+                    .filter(|(key, _)| key.starts_with(prefix) && &***key > after)
+                    .map(|(key, (version, value))| (key.to_string(), *version, Arc::clone(value))),
+            );
+        }
+        page.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        page.truncate(limit);
         Ok(page
             .into_iter()
             .map(|(key, version, value)| {
