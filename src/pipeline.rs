@@ -244,15 +244,16 @@ pub async fn apply<S: Store>(
 /// The raw record of an event: written by hand around the bytes as
 /// received, so the event is neither re-serialised nor copied into a `Value`.
 fn event_record(event: &Event, fingerprint: &Fingerprint, raw: &[u8]) -> Vec<u8> {
-    let head = serde_json::to_string(&serde_json::json!({
-        "fingerprint": fingerprint,
-        "event_type": event.event_type,
-        "received_at": now_utc(),
-    }))
-    .expect("serialises");
-    let mut record = Vec::with_capacity(head.len() + raw.len() + 12);
-    record.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
-    record.extend_from_slice(b",\"event\":");
+    let mut record = Vec::with_capacity(raw.len() + event.event_type.len() + 128);
+    record.extend_from_slice(b"{\"event_type\":");
+    serde_json::to_writer(&mut record, &event.event_type).expect("a string serialises");
+    record.extend_from_slice(b",\"fingerprint\":\"");
+    // Hex digits: nothing to escape.
+    record.extend_from_slice(fingerprint.as_str().as_bytes());
+    record.extend_from_slice(b"\",\"received_at\":\"");
+    // RFC 3339 digits and separators: nothing to escape.
+    record.extend_from_slice(now_utc().as_bytes());
+    record.extend_from_slice(b"\",\"event\":");
     record.extend_from_slice(raw);
     record.push(b'}');
     record
@@ -267,13 +268,16 @@ async fn apply_change<S: Store>(
     let _turn = write_turn(key).lock().await;
     for attempt in 0..MAX_CAS_ATTEMPTS {
         let current = store.get(key).await?;
+        let stored_len = current.as_ref().map_or(0, |found| found.value.len());
         let (mut resource, version) = match current {
             Some(found) => (decode_state(key, &found.value)?, Some(found.version)),
             None => (ResourceState::new(&change.key), None),
         };
         let outcome = resource.apply(meta, change);
         if outcome == ApplyOutcome::Applied {
-            let bytes = serde_json::to_vec(&resource).expect("state serialises");
+            // Sized from the stored record, which this one rarely outgrows by much.
+            let mut bytes = Vec::with_capacity(stored_len + 512);
+            serde_json::to_writer(&mut bytes, &resource).expect("state serialises");
             if let CasOutcome::Conflict { .. } = store.compare_and_set(key, version, &bytes).await?
             {
                 CAS_RETRIES.fetch_add(1, Ordering::Relaxed);
