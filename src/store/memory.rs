@@ -6,9 +6,11 @@
 //! [`SHARDS`] shards, so concurrent requests rarely wait for each other, and
 //! a point lookup costs a hash instead of a walk down a large sorted tree
 //! (which, with hundreds of thousands of keys, was the store's main cost
-//! under load). Listing is the rare operation: it scans the shards and
-//! sorts what matches. Values are kept as `Arc<[u8]>` so a listing clones
-//! pointers under the locks and copies bytes after releasing them.
+//! under load). Many small shards also keep each map's occasional doubling
+//! (a rehash under its lock) short. Listing is the rare operation: it scans
+//! the shards and sorts what matches. Values are kept as `Arc<[u8]>` so a
+//! listing clones pointers under the locks and copies bytes after
+//! releasing them.
 //!
 //! Calls complete without waiting on anything, so this backend has no
 //! timeout: there is nothing that could be slow.
@@ -23,7 +25,7 @@ use super::{
 };
 
 /// Number of independently locked shards.
-pub const SHARDS: usize = 16;
+pub const SHARDS: usize = 64;
 
 type Shard = HashMap<Box<str>, (Version, Arc<[u8]>)>;
 
@@ -75,7 +77,7 @@ impl MemoryStore {
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
         // The shard index uses the hash's high bits; HashMap uses the low ones.
         let hash = self.inner.hasher.hash_one(key);
-        lock(&self.inner.shards[(hash >> 60) as usize % SHARDS])
+        lock(&self.inner.shards[(hash >> 58) as usize % SHARDS])
     }
 }
 
