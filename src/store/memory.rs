@@ -54,7 +54,7 @@ impl Default for MemoryStore {
 impl fmt::Debug for MemoryStore {
     // The contents may be large: show only their size.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: usize = (0..SHARDS).map(|i| lock(&self.inner.shards[i]).len()).sum();
+        let keys: usize = self.inner.shards.iter().map(|s| lock(s).len()).sum();
         f.debug_struct("MemoryStore").field("keys", &keys).finish()
     }
 }
