@@ -13,13 +13,20 @@
 //! request's instructions; ours takes ~4 k instructions a line. The shape is the same:
 //! `{"timestamp":"…Z","level":"INFO","fields":{"message":"…",…}}`.
 //!
-//! Lines go to stdout through tracing-appender's non-blocking writer: a
-//! log thread writes them, so a slow log collector never stalls a runtime
-//! worker, and the lines that queue up while it writes leave in one
-//! `write` instead of one each (under load the per-line `write` and the
-//! contention on stdout's lock were ~5 % of a request's CPU). No line is
-//! dropped: past [`QUEUED_LINES`] waiting lines a writer waits. The
-//! [`LogGuard`] returned by [`init`] flushes what is queued when dropped.
+//! The HTTP server ([`LogWriter::Background`]) sends lines to stdout
+//! through tracing-appender's non-blocking writer: a log thread writes
+//! them, so a slow log collector never stalls a runtime worker, and the
+//! lines that queue up while it writes leave in one `write` instead of one
+//! each (under load the per-line `write` and the contention on stdout's
+//! lock were ~5 % of a request's CPU). No line is dropped: past
+//! [`QUEUED_LINES`] waiting lines a writer waits, and the [`LogGuard`]
+//! returned by [`init`] writes out what is queued when dropped (SIGTERM,
+//! which Function Compute sends after the PreStop hook before it removes
+//! an instance, ends in that drop). Under AWS Lambda
+//! ([`LogWriter::Direct`]) each line is written before the handler
+//! returns: Lambda freezes the process as soon as the answer is sent and
+//! may end it without a signal, so a queued line could be lost; one event
+//! at a time needs no batching.
 
 use std::fmt::{self, Write as _};
 use tracing::field::{Field, Visit};
@@ -34,36 +41,44 @@ use tracing_subscriber::registry::LookupSpan;
 /// Log lines that may wait for the log thread before a writer waits too.
 pub const QUEUED_LINES: usize = 8 * 1024;
 
-/// Keeps the log thread; dropping it writes out every queued line. Hold it
-/// until the process is about to exit.
+/// Keeps the log thread, if there is one; dropping it writes out every
+/// queued line. Hold it until the process is about to exit.
 #[must_use = "dropping the guard stops the log thread"]
 pub struct LogGuard {
     _worker: Option<tracing_appender::non_blocking::WorkerGuard>,
 }
 
+/// How log lines reach stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogWriter {
+    /// Queued to a log thread that writes them in batches (the server).
+    Background,
+    /// Written by the thread that logs, before it goes on (Lambda).
+    Direct,
+}
+
 /// Installs the global JSON subscriber. Safe to call more than once: only
 /// the first call installs anything (later guards hold nothing).
-pub fn init() -> LogGuard {
+pub fn init(writer: LogWriter) -> LogGuard {
     let setting = std::env::var("RUST_LOG").ok();
     let filter = setting
         .as_deref()
         .and_then(|s| s.parse::<Targets>().ok())
         .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(QUEUED_LINES)
-        .thread_name("ims-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stdout(),
-        ));
-    let layer = tracing_subscriber::fmt::layer()
-        .event_format(JsonLines)
-        .with_writer(writer);
-    let installed = tracing_subscriber::registry()
-        .with(layer.with_filter(filter))
-        .try_init()
-        .is_ok();
+    let (installed, worker) = match writer {
+        LogWriter::Direct => (install(std::io::stdout, filter), None),
+        LogWriter::Background => {
+            let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+                .lossy(false)
+                .buffered_lines_limit(QUEUED_LINES)
+                .thread_name("ims-log")
+                .finish(std::io::BufWriter::with_capacity(
+                    64 * 1024,
+                    std::io::stdout(),
+                ));
+            (install(writer, filter), Some(guard))
+        }
+    };
     if installed
         && let Some(setting) = setting
         && setting.parse::<Targets>().is_err()
@@ -74,8 +89,22 @@ pub fn init() -> LogGuard {
         );
     }
     LogGuard {
-        _worker: installed.then_some(guard),
+        _worker: worker.filter(|_| installed),
     }
+}
+
+/// Sets the global subscriber: [`JsonLines`] to `writer`, filtered.
+fn install<W>(writer: W, filter: Targets) -> bool
+where
+    W: for<'w> tracing_subscriber::fmt::MakeWriter<'w> + Send + Sync + 'static,
+{
+    let layer = tracing_subscriber::fmt::layer()
+        .event_format(JsonLines)
+        .with_writer(writer);
+    tracing_subscriber::registry()
+        .with(layer.with_filter(filter))
+        .try_init()
+        .is_ok()
 }
 
 /// One JSON object per event: timestamp (UTC, microseconds), level and

@@ -5,6 +5,7 @@
 use super::EXIT_IO;
 use ims_callback::configuration::Settings;
 use ims_callback::server::Application;
+use ims_callback::telemetry::LogWriter;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 
@@ -21,7 +22,11 @@ pub struct Args {
 
 pub fn run(args: Args) -> ExitCode {
     // Held to the end of `run`: dropping it writes out the queued log lines.
-    let _log = ims_callback::telemetry::init();
+    let _log = ims_callback::telemetry::init(if ims_callback::lambda::is_lambda() {
+        LogWriter::Direct
+    } else {
+        LogWriter::Background
+    });
     let mut settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {

@@ -89,7 +89,18 @@ impl Function {
         }
     }
 
-    /// Kills the function; returns everything it wrote (stdout, stderr).
+    /// The names of the function's threads (Linux `/proc`).
+    fn thread_names(&self) -> Vec<String> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        std::fs::read_dir(tasks)
+            .expect("the function's threads")
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .map(|name| name.trim().to_owned())
+            .collect()
+    }
+
+    /// Kills the function (SIGKILL, as Lambda may end a frozen function
+    /// without a signal); returns everything it wrote (stdout, stderr).
     fn stop(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -197,6 +208,11 @@ async fn lambda_mode_serves_function_urls_sqs_batches_and_bare_events() {
     );
     let ids: Vec<&str> = invocations.iter().map(|(id, _)| *id).collect();
     let answers = api.answers(&ids, ANSWER_TIMEOUT).await;
+    // Under Lambda each line is written before the answer is sent, not by a
+    // log thread: the SIGKILL below must not lose any of them.
+    let threads = function.thread_names();
+    assert!(!threads.is_empty());
+    assert!(!threads.iter().any(|t| t == "ims-log"), "{threads:?}");
     let logs = function.stop();
     let answer = |id: &str| &answers[ids.iter().position(|i| *i == id).unwrap()];
 

@@ -244,7 +244,7 @@ async fn redb_binary_killed_mid_load_keeps_every_acknowledged_event() {
 async fn sigterm_mid_load_drains_and_exits_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let spec = format!("redb:{}", dir.path().join("state.redb").display());
-    let vars = [("IMS_STORE", spec.as_str()), ("RUST_LOG", "warn")];
+    let vars = [("IMS_STORE", spec.as_str()), ("RUST_LOG", "info")];
     let mut server = ServerProcess::start(&vars, dir.path()).await;
     let client = client();
     let callback = format!("{}/", server.address);
@@ -267,15 +267,30 @@ async fn sigterm_mid_load_drains_and_exits_cleanly() {
         // refused): nothing in between, nothing else.
         assert!(matches!(a.status, 0 | 200), "answered {}", a.status);
     }
+    // The log thread's queue was written out before the exit: every
+    // acknowledged event has its line, and the shutdown's last line is there.
+    let logs = server.logs();
     drop(server);
+    let logged: std::collections::HashSet<String> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["fields"]["message"] == "event stored")
+        .filter_map(|l| l["fields"]["fingerprint"].as_str().map(str::to_owned))
+        .collect();
+    assert!(logs.contains("all connections closed"), "{logs}");
     let store = AnyStore::open(&spec).await.unwrap();
     for (g, a) in generated.iter().zip(&answers) {
         if a.status == 200 {
             assert_stored(&store, g, a).await;
+            let fingerprint = a.body["fingerprint"].as_str().unwrap_or_default();
+            assert!(
+                logged.contains(fingerprint),
+                "no log line for {fingerprint}"
+            );
         }
     }
     println!(
         "FIGURES faults SIGTERM: 300 callbacks, 16 in flight, SIGTERM after 100 answers; \
-         answers {first:?}; exit 0 after {exit_time:.2?}; every 200 stored"
+         answers {first:?}; exit 0 after {exit_time:.2?}; every 200 stored and logged"
     );
 }
