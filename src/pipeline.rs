@@ -32,15 +32,21 @@ use std::time::Duration;
 /// O(N²) conflicting read–merge–CAS rounds. Striped by key hash, so the
 /// table stays fixed-size; compare-and-set still guards against writers in
 /// other processes (other FC instances).
-static WRITE_TURNS: std::sync::LazyLock<Box<[tokio::sync::Mutex<()>]>> =
-    std::sync::LazyLock::new(|| (0..1024).map(|_| tokio::sync::Mutex::new(())).collect());
+static WRITE_TURNS: std::sync::LazyLock<WriteTurns> = std::sync::LazyLock::new(|| WriteTurns {
+    hasher: Default::default(),
+    turns: (0..1024).map(|_| tokio::sync::Mutex::new(())).collect(),
+});
+
+struct WriteTurns {
+    // Seeded per process, so keys cannot be chosen to share one turn.
+    hasher: foldhash::fast::RandomState,
+    turns: Box<[tokio::sync::Mutex<()>]>,
+}
 
 fn write_turn(key: &str) -> &'static tokio::sync::Mutex<()> {
-    use std::hash::{Hash, Hasher};
-    let mut hasher = std::collections::hash_map::DefaultHasher::new();
-    key.hash(&mut hasher);
-    let turns = &*WRITE_TURNS;
-    &turns[(hasher.finish() % turns.len() as u64) as usize]
+    use std::hash::BuildHasher;
+    let table = &*WRITE_TURNS;
+    &table.turns[(table.hasher.hash_one(key) % table.turns.len() as u64) as usize]
 }
 
 /// Compare-and-set conflicts retried since start (all resources).

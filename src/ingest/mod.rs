@@ -157,6 +157,8 @@ impl Ingest {
     }
 
     /// An IMS HTTP callback: check the signature headers, then process.
+    /// Not bounded here: the server's one deadline covers reading the body
+    /// and this, so a second timer per request would only cost.
     pub async fn callback(
         &self,
         timestamp: Option<&[u8]>,
@@ -166,7 +168,9 @@ impl Ingest {
         if let Some(auth) = &self.auth {
             auth.verify(timestamp, signature, unix_now())?;
         }
-        self.process(body).await
+        pipeline::process(&self.store, body)
+            .await
+            .map_err(IngestError::from)
     }
 
     /// Processes one IMS event within the deadline.

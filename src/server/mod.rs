@@ -49,9 +49,20 @@ pub const MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Most header fields in one request (431 above).
 pub const MAX_HEADERS: usize = 100;
 
-/// Shared state of the handlers: built once, cloned per request (cheap).
+/// Shared state of the handlers: built once; each request clones the
+/// pointer, not the settings (auth keys, paths) behind it.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+/// What the handlers share.
+pub struct Shared {
     ingest: Ingest,
     callback_path: Option<Arc<str>>,
     max_body: usize,
@@ -111,13 +122,13 @@ impl Application {
         if settings.auth.is_none() {
             tracing::warn!("IMS_CALLBACK_AUTH_KEYS is not set: unsigned callbacks are accepted");
         }
-        let state = AppState {
+        let state = AppState(Arc::new(Shared {
             ingest: Ingest::new(store, settings.auth, settings.deadline),
             callback_path: settings.callback_path.map(Arc::from),
             max_body: settings.max_body,
             deadline: settings.deadline,
             query_token: settings.query_token,
-        };
+        }));
         Ok(Application {
             listener,
             router: router(state),
