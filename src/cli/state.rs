@@ -11,7 +11,8 @@ use std::process::ExitCode;
 pub struct Args {
     /// The resource: `media/ID`, `job/ID`, `task/ID` or `live-record/ID`.
     key: String,
-    /// Print the stored record, with each field's stamp (time, fingerprint).
+    /// Print the stored record: the stamps (time, fingerprint) once, each
+    /// field as `[value, stamp index]`.
     #[arg(long)]
     raw: bool,
     #[command(flatten)]

@@ -14,6 +14,7 @@
 
 pub mod derive;
 pub mod fingerprint;
+pub mod stored;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -131,11 +132,8 @@ pub struct Stamp {
     pub fingerprint: String,
 }
 
-/// One last-writer-wins field. Stored as `{"v": value, "t": nanos, "e":
-/// fingerprint}`; the (de)serialisers are written out because serde's
-/// `flatten` buffers every field and this is on every request's path.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(from = "RegisterRepr")]
+/// One last-writer-wins field.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Register {
     /// The value.
     pub value: Value,
@@ -143,40 +141,8 @@ pub struct Register {
     pub stamp: Stamp,
 }
 
-#[derive(Deserialize)]
-struct RegisterRepr {
-    v: Value,
-    t: i64,
-    e: String,
-}
-
-impl From<RegisterRepr> for Register {
-    fn from(r: RegisterRepr) -> Self {
-        Register {
-            value: r.v,
-            stamp: Stamp {
-                nanos: r.t,
-                fingerprint: r.e,
-            },
-        }
-    }
-}
-
-impl Serialize for Register {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("Register", 3)?;
-        s.serialize_field("v", &self.value)?;
-        s.serialize_field("t", &self.stamp.nanos)?;
-        s.serialize_field("e", &self.stamp.fingerprint)?;
-        s.end()
-    }
-}
-
-/// One line of a resource's history: an event that touched it. Stored as
-/// `{"t", "e", "at", "event_type", "status"?}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "HistoryRepr")]
+/// One line of a resource's history: an event that touched it.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
     /// The event's stamp (time, fingerprint).
     pub stamp: Stamp,
@@ -188,84 +154,13 @@ pub struct HistoryEntry {
     pub status: Option<String>,
 }
 
-#[derive(Deserialize)]
-struct HistoryRepr {
-    t: i64,
-    e: String,
-    at: String,
-    event_type: String,
-    #[serde(default)]
-    status: Option<String>,
-}
-
-impl From<HistoryRepr> for HistoryEntry {
-    fn from(r: HistoryRepr) -> Self {
-        HistoryEntry {
-            stamp: Stamp {
-                nanos: r.t,
-                fingerprint: r.e,
-            },
-            at: r.at,
-            event_type: r.event_type,
-            status: r.status,
-        }
-    }
-}
-
-impl Serialize for HistoryEntry {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("HistoryEntry", 5)?;
-        s.serialize_field("t", &self.stamp.nanos)?;
-        s.serialize_field("e", &self.stamp.fingerprint)?;
-        s.serialize_field("at", &self.at)?;
-        s.serialize_field("event_type", &self.event_type)?;
-        match &self.status {
-            Some(status) => s.serialize_field("status", status)?,
-            None => s.skip_field("status")?,
-        }
-        s.end()
-    }
-}
-
-/// The sticky deletion marker of a media asset: `{"t", "e", "at"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(from = "DeletionRepr")]
+/// The sticky deletion marker of a media asset.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Deletion {
     /// The earliest deletion's stamp.
     pub stamp: Stamp,
     /// Its `EventTime`.
     pub at: String,
-}
-
-#[derive(Deserialize)]
-struct DeletionRepr {
-    t: i64,
-    e: String,
-    at: String,
-}
-
-impl From<DeletionRepr> for Deletion {
-    fn from(r: DeletionRepr) -> Self {
-        Deletion {
-            stamp: Stamp {
-                nanos: r.t,
-                fingerprint: r.e,
-            },
-            at: r.at,
-        }
-    }
-}
-
-impl Serialize for Deletion {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let mut s = serializer.serialize_struct("Deletion", 3)?;
-        s.serialize_field("t", &self.stamp.nanos)?;
-        s.serialize_field("e", &self.stamp.fingerprint)?;
-        s.serialize_field("at", &self.at)?;
-        s.end()
-    }
 }
 
 /// What one event does to one resource.
@@ -334,18 +229,17 @@ pub enum ApplyOutcome {
     Stale,
 }
 
-/// The stored state of one resource.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// The stored state of one resource. Its stored form (JSON, see
+/// [`stored`]) lists each distinct stamp once.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResourceState {
     /// The resource key.
     pub key: String,
     /// The summary status, derived from the fields (see the README).
     pub status: String,
     /// `EventTime` of the newest event applied.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub updated_at: Option<String>,
     /// Set once the resource is deleted; never cleared.
-    #[serde(skip_serializing_if = "Option::is_none", default)]
     pub deleted: Option<Deletion>,
     /// Last-writer-wins fields, by path.
     pub fields: BTreeMap<String, Register>,
@@ -475,55 +369,6 @@ impl ResourceState {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn stamp(nanos: i64, fp: &str) -> Stamp {
-        Stamp {
-            nanos,
-            fingerprint: fp.into(),
-        }
-    }
-
-    #[test]
-    fn records_keep_their_compact_stored_form() {
-        let register = Register {
-            value: json!("x"),
-            stamp: stamp(5, "ab"),
-        };
-        let stored = serde_json::to_value(&register).unwrap();
-        assert_eq!(stored, json!({"v": "x", "t": 5, "e": "ab"}));
-        assert_eq!(
-            serde_json::from_value::<Register>(stored).unwrap(),
-            register
-        );
-
-        let entry = HistoryEntry {
-            stamp: stamp(7, "cd"),
-            at: "2026-01-01T00:00:00Z".into(),
-            event_type: "FileUploadComplete".into(),
-            status: None,
-        };
-        let stored = serde_json::to_value(&entry).unwrap();
-        assert_eq!(
-            stored,
-            json!({"t": 7, "e": "cd", "at": "2026-01-01T00:00:00Z", "event_type": "FileUploadComplete"})
-        );
-        assert_eq!(
-            serde_json::from_value::<HistoryEntry>(stored).unwrap(),
-            entry
-        );
-
-        let deletion = Deletion {
-            stamp: stamp(9, "ef"),
-            at: "t".into(),
-        };
-        let stored = serde_json::to_value(&deletion).unwrap();
-        assert_eq!(stored, json!({"t": 9, "e": "ef", "at": "t"}));
-        assert_eq!(
-            serde_json::from_value::<Deletion>(stored).unwrap(),
-            deletion
-        );
-    }
 
     /// Found by the `merge` fuzzer: the pipeline stores a state as JSON and
     /// reads it back before every merge, so a float field must survive that

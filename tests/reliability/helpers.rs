@@ -8,6 +8,7 @@ use crate::events::Generated;
 use ims_callback::configuration::Settings;
 use ims_callback::pipeline::{self, EVENT_PREFIX};
 use ims_callback::server::Application;
+use ims_callback::state::ResourceState;
 use ims_callback::store::{AnyStore, MemoryStore, Store};
 use reqwest::Client;
 use serde_json::Value;
@@ -181,19 +182,19 @@ pub async fn assert_stored(store: &impl Store, generated: &Generated, answer: &A
         .await
         .expect("store readable")
         .unwrap_or_else(|| panic!("acknowledged event {fingerprint}: {} absent", generated.key));
-    let state: Value = serde_json::from_slice(&state.value).unwrap();
+    let state: ResourceState = serde_json::from_slice(&state.value).unwrap();
     match &generated.field {
         Some((field, value)) => assert_eq!(
-            &state["fields"][field]["v"], value,
+            state.field(field),
+            Some(value),
             "acknowledged event {fingerprint}: {}/{field}",
             generated.key
         ),
         None => assert!(
-            state["history"]
-                .as_array()
-                .unwrap()
+            state
+                .history
                 .iter()
-                .any(|h| h["e"] == fingerprint),
+                .any(|h| h.stamp.fingerprint == fingerprint),
             "acknowledged event {fingerprint} not in the history of {}",
             generated.key
         ),

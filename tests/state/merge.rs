@@ -109,9 +109,9 @@ fn fields_are_last_writer_wins_by_event_time() {
     let new = title("2026-01-01T00:00:09Z", "new");
     let old = title("2026-01-01T00:00:01Z", "old");
     let (states, outcomes) = fold(&[new.clone(), old.clone()]);
-    let media: Value = serde_json::from_slice(&states["media/m-1"]).unwrap();
-    assert_eq!(media["fields"]["info/Title"]["v"], "new");
-    assert_eq!(media["updated_at"], "2026-01-01T00:00:09Z");
+    let media: ResourceState = serde_json::from_slice(&states["media/m-1"]).unwrap();
+    assert_eq!(media.field("info/Title"), Some(&json!("new")));
+    assert_eq!(media.updated_at.as_deref(), Some("2026-01-01T00:00:09Z"));
     assert_eq!(
         outcomes[1],
         ApplyOutcome::Applied,

@@ -1,0 +1,418 @@
+//! The stored form of a [`ResourceState`]: JSON in which every distinct
+//! stamp is written once, in a `stamps` table, and fields, history lines
+//! and the deletion marker refer to theirs by index:
+//!
+//! ```json
+//! {"key": "media/m-1", "status": "uploaded", "updated_at": "2026-01-01T00:00:00Z",
+//!  "stamps": [[1767225600000000000, "5c23d05e65bcd5428c535ca1e03d30f9"]],
+//!  "fields": {"status": ["uploaded", 0], "size": [5510872, 0]},
+//!  "history": [{"s": 0, "at": "2026-01-01T00:00:00Z", "event_type": "FileUploadComplete", "status": "Success"}]}
+//! ```
+//!
+//! One event usually writes several fields, and each field used to carry
+//! its own copy of the event's time and 32-digit fingerprint: the table
+//! halves a typical record, and with it what every read–merge–write moves
+//! and parses. The table is sorted, so equal states still encode to equal
+//! bytes. Records in the earlier form — each field `{"v", "t", "e"}`, each
+//! history line and the deletion with their own `t` and `e` — are still
+//! read; they are rewritten in this form on their next change.
+
+use super::{Deletion, HistoryEntry, Register, ResourceState, Stamp};
+use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
+use serde::ser::{SerializeStruct, Serializer};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::fmt;
+
+impl Serialize for ResourceState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut stamps: Vec<&Stamp> =
+            Vec::with_capacity(self.fields.len() + self.history.len() + 1);
+        stamps.extend(self.fields.values().map(|r| &r.stamp));
+        stamps.extend(self.history.iter().map(|h| &h.stamp));
+        stamps.extend(self.deleted.iter().map(|d| &d.stamp));
+        stamps.sort_unstable();
+        stamps.dedup();
+        let table = Table(&stamps);
+
+        let mut s = serializer.serialize_struct("ResourceState", 7)?;
+        s.serialize_field("key", &self.key)?;
+        s.serialize_field("status", &self.status)?;
+        match &self.updated_at {
+            Some(at) => s.serialize_field("updated_at", at)?,
+            None => s.skip_field("updated_at")?,
+        }
+        match &self.deleted {
+            Some(d) => s.serialize_field(
+                "deleted",
+                &DeletionOut {
+                    s: table.index(&d.stamp),
+                    at: &d.at,
+                },
+            )?,
+            None => s.skip_field("deleted")?,
+        }
+        s.serialize_field("stamps", &table)?;
+        s.serialize_field("fields", &FieldsOut(&self.fields, table))?;
+        s.serialize_field("history", &HistoryOut(&self.history, table))?;
+        s.end()
+    }
+}
+
+/// The sorted, distinct stamps of one state.
+#[derive(Clone, Copy)]
+struct Table<'a>(&'a [&'a Stamp]);
+
+impl Table<'_> {
+    fn index(&self, stamp: &Stamp) -> usize {
+        // Every stamp of the state was put in the table.
+        self.0.binary_search(&stamp).unwrap_or_default()
+    }
+}
+
+impl Serialize for Table<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(|s| (s.nanos, s.fingerprint.as_str())))
+    }
+}
+
+struct FieldsOut<'a>(&'a BTreeMap<String, Register>, Table<'a>);
+
+impl Serialize for FieldsOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let table = self.1;
+        serializer.collect_map(
+            self.0
+                .iter()
+                .map(|(path, r)| (path, (&r.value, table.index(&r.stamp)))),
+        )
+    }
+}
+
+struct HistoryOut<'a>(&'a [HistoryEntry], Table<'a>);
+
+impl Serialize for HistoryOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let table = self.1;
+        serializer.collect_seq(self.0.iter().map(|h| HistoryLineOut {
+            s: table.index(&h.stamp),
+            at: &h.at,
+            event_type: &h.event_type,
+            status: h.status.as_deref(),
+        }))
+    }
+}
+
+#[derive(Serialize)]
+struct HistoryLineOut<'a> {
+    s: usize,
+    at: &'a str,
+    event_type: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct DeletionOut<'a> {
+    s: usize,
+    at: &'a str,
+}
+
+/// The record as read, before the stamps are resolved.
+#[derive(Deserialize)]
+struct StateIn {
+    key: String,
+    status: String,
+    #[serde(default)]
+    updated_at: Option<String>,
+    #[serde(default)]
+    deleted: Option<DeletionIn>,
+    #[serde(default)]
+    stamps: Vec<(i64, String)>,
+    fields: BTreeMap<String, RegisterIn>,
+    history: Vec<HistoryIn>,
+}
+
+/// A stamp as a record refers to it: `s`, an index into `stamps`, or (the
+/// earlier form) written out as `t` and `e`.
+fn resolve(
+    stamps: &[(i64, String)],
+    s: Option<usize>,
+    t: Option<i64>,
+    e: Option<String>,
+) -> Result<Stamp, String> {
+    match (s, t, e) {
+        (Some(i), None, None) => lookup(stamps, i),
+        (None, Some(nanos), Some(fingerprint)) => Ok(Stamp { nanos, fingerprint }),
+        _ => Err("a stamp is either `s` (an index) or both `t` and `e`".into()),
+    }
+}
+
+fn lookup(stamps: &[(i64, String)], i: usize) -> Result<Stamp, String> {
+    let (nanos, fingerprint) = stamps.get(i).ok_or_else(|| {
+        format!(
+            "stamp index {i} is out of range ({} stamps stored)",
+            stamps.len()
+        )
+    })?;
+    Ok(Stamp {
+        nanos: *nanos,
+        fingerprint: fingerprint.clone(),
+    })
+}
+
+// The stamp's parts are listed here rather than as a flattened struct:
+// `flatten` buffers the whole object first, on every read of a state.
+#[derive(Deserialize)]
+struct DeletionIn {
+    #[serde(default)]
+    s: Option<usize>,
+    #[serde(default)]
+    t: Option<i64>,
+    #[serde(default)]
+    e: Option<String>,
+    at: String,
+}
+
+#[derive(Deserialize)]
+struct HistoryIn {
+    #[serde(default)]
+    s: Option<usize>,
+    #[serde(default)]
+    t: Option<i64>,
+    #[serde(default)]
+    e: Option<String>,
+    at: String,
+    event_type: String,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+/// A field: `[value, stamp index]`, or (the earlier form) `{"v", "t", "e"}`.
+enum RegisterIn {
+    Indexed(Value, usize),
+    Stamped(Value, Stamp),
+}
+
+#[derive(Deserialize)]
+struct StampedRegister {
+    v: Value,
+    t: i64,
+    e: String,
+}
+
+impl<'de> Deserialize<'de> for RegisterIn {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = RegisterIn;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field as [value, stamp index] or {\"v\", \"t\", \"e\"}")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RegisterIn, A::Error> {
+                let value = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(0, &self))?;
+                let index = seq
+                    .next_element()?
+                    .ok_or_else(|| de::Error::invalid_length(1, &self))?;
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(3, &self));
+                }
+                Ok(RegisterIn::Indexed(value, index))
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RegisterIn, A::Error> {
+                let r = StampedRegister::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(RegisterIn::Stamped(
+                    r.v,
+                    Stamp {
+                        nanos: r.t,
+                        fingerprint: r.e,
+                    },
+                ))
+            }
+        }
+        deserializer.deserialize_any(V)
+    }
+}
+
+impl TryFrom<StateIn> for ResourceState {
+    type Error = String;
+
+    fn try_from(r: StateIn) -> Result<Self, String> {
+        let stamps = &r.stamps;
+        let fields = r
+            .fields
+            .into_iter()
+            .map(|(path, register)| {
+                let (value, stamp) = match register {
+                    RegisterIn::Indexed(value, i) => (value, lookup(stamps, i)?),
+                    RegisterIn::Stamped(value, stamp) => (value, stamp),
+                };
+                Ok((path, Register { value, stamp }))
+            })
+            .collect::<Result<_, String>>()?;
+        let history = r
+            .history
+            .into_iter()
+            .map(|h| {
+                Ok(HistoryEntry {
+                    stamp: resolve(stamps, h.s, h.t, h.e)?,
+                    at: h.at,
+                    event_type: h.event_type,
+                    status: h.status,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        let deleted = match r.deleted {
+            Some(d) => Some(Deletion {
+                stamp: resolve(stamps, d.s, d.t, d.e)?,
+                at: d.at,
+            }),
+            None => None,
+        };
+        Ok(ResourceState {
+            key: r.key,
+            status: r.status,
+            updated_at: r.updated_at,
+            deleted,
+            fields,
+            history,
+        })
+    }
+}
+
+impl<'de> Deserialize<'de> for ResourceState {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        ResourceState::try_from(StateIn::deserialize(deserializer)?).map_err(de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stamp(nanos: i64, fp: &str) -> Stamp {
+        Stamp {
+            nanos,
+            fingerprint: fp.into(),
+        }
+    }
+
+    fn sample() -> ResourceState {
+        let mut fields = BTreeMap::new();
+        fields.insert(
+            "a".to_owned(),
+            Register {
+                value: json!("x"),
+                stamp: stamp(7, "cd"),
+            },
+        );
+        fields.insert(
+            "b".to_owned(),
+            Register {
+                value: json!(null),
+                stamp: stamp(5, "ab"),
+            },
+        );
+        fields.insert(
+            "c".to_owned(),
+            Register {
+                value: json!([1.5, {"k": "v"}]),
+                stamp: stamp(7, "cd"),
+            },
+        );
+        ResourceState {
+            key: "media/m-1".into(),
+            status: "deleted".into(),
+            updated_at: Some("t7".into()),
+            deleted: Some(Deletion {
+                stamp: stamp(9, "ef"),
+                at: "t9".into(),
+            }),
+            fields,
+            history: vec![
+                HistoryEntry {
+                    stamp: stamp(5, "ab"),
+                    at: "t5".into(),
+                    event_type: "A".into(),
+                    status: None,
+                },
+                HistoryEntry {
+                    stamp: stamp(7, "cd"),
+                    at: "t7".into(),
+                    event_type: "B".into(),
+                    status: Some("Success".into()),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn each_stamp_is_stored_once_and_referred_to_by_index() {
+        let state = sample();
+        let stored = serde_json::to_value(&state).unwrap();
+        assert_eq!(
+            stored,
+            json!({
+                "key": "media/m-1", "status": "deleted", "updated_at": "t7",
+                "deleted": {"s": 2, "at": "t9"},
+                "stamps": [[5, "ab"], [7, "cd"], [9, "ef"]],
+                "fields": {"a": ["x", 1], "b": [null, 0], "c": [[1.5, {"k": "v"}], 1]},
+                "history": [
+                    {"s": 0, "at": "t5", "event_type": "A"},
+                    {"s": 1, "at": "t7", "event_type": "B", "status": "Success"}
+                ]
+            })
+        );
+        let read: ResourceState = serde_json::from_value(stored).unwrap();
+        assert_eq!(read, state);
+    }
+
+    #[test]
+    fn the_earlier_form_with_a_stamp_per_field_is_still_read() {
+        let earlier = json!({
+            "key": "media/m-1", "status": "deleted", "updated_at": "t7",
+            "deleted": {"t": 9, "e": "ef", "at": "t9"},
+            "fields": {
+                "a": {"v": "x", "t": 7, "e": "cd"},
+                "b": {"v": null, "t": 5, "e": "ab"},
+                "c": {"v": [1.5, {"k": "v"}], "t": 7, "e": "cd"}
+            },
+            "history": [
+                {"t": 5, "e": "ab", "at": "t5", "event_type": "A"},
+                {"t": 7, "e": "cd", "at": "t7", "event_type": "B", "status": "Success"}
+            ]
+        });
+        let read: ResourceState = serde_json::from_value(earlier).unwrap();
+        assert_eq!(read, sample());
+    }
+
+    #[test]
+    fn a_broken_reference_is_an_error_naming_it() {
+        for (record, expected) in [
+            (
+                json!({"key": "k", "status": "s", "stamps": [[1, "a"]],
+                    "fields": {"f": ["x", 1]}, "history": []}),
+                "stamp index 1 is out of range (1 stamps stored)",
+            ),
+            (
+                json!({"key": "k", "status": "s", "fields": {},
+                    "history": [{"s": 0, "t": 1, "e": "a", "at": "t", "event_type": "A"}]}),
+                "a stamp is either `s` (an index) or both `t` and `e`",
+            ),
+            (
+                json!({"key": "k", "status": "s", "fields": {"f": ["x", 0, 1]}, "history": []}),
+                "invalid length 3",
+            ),
+        ] {
+            let e = serde_json::from_value::<ResourceState>(record).unwrap_err();
+            assert!(e.to_string().contains(expected), "{e}");
+        }
+    }
+}
