@@ -6,6 +6,9 @@
 #   scripts/bench-http.sh [SECONDS]     # default 30; CI smoke: 2
 #   BENCH_ROWS="memory redis" scripts/bench-http.sh 10   # only these rows
 #                                       # (bare, memory, redb, redis, hot)
+#   BENCH_ROWS=work scripts/bench-http.sh 10   # calibration: the bare route
+#                                       # busy for N µs per request, N in
+#                                       # BENCH_WORK_US (default "2 4 6 8")
 #
 # Prints a Markdown table: requests/s, p50, p99, ratio to the baseline, RSS
 # before/after, and for the hot-media row the compare-and-set retries and a
@@ -80,5 +83,10 @@ run_row "bare axum (baseline)" scripts/bench/callback.lua "$BARE"
 [[ $ROWS == *" memory "* ]] && IMS_STORE=memory run_row "ims-callback, memory" scripts/bench/callback.lua "$BIN"
 [[ $ROWS == *" redb "* ]] && IMS_STORE="redb:$WORK/bench.redb" run_row "ims-callback, redb (durable commits)" scripts/bench/callback.lua "$BIN"
 [[ $ROWS == *" redis "* ]] && IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=bench:" run_row "ims-callback, Redis, distinct media" scripts/bench/callback.lua "$BIN"
+if [[ $ROWS == *" work "* ]]; then
+  for us in ${BENCH_WORK_US:-2 4 6 8}; do
+    BARE_WORK_US=$us run_row "bare axum + $us µs of work per request" scripts/bench/callback.lua "$BARE"
+  done
+fi
 [[ $ROWS == *" hot "* ]] && HOT_PREFIX="hot" IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=hot:" run_row "ims-callback, Redis, one hot media" scripts/bench/hot.lua "$BIN"
 true
