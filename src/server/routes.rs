@@ -10,6 +10,7 @@ use crate::state::{Fingerprint, ResourceKey, ResourceKind};
 use crate::store::Store;
 use axum::Json;
 use axum::body::{Body, Bytes};
+use axum::extract::Request;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, Uri, header};
 use http_body_util::BodyExt;
@@ -22,24 +23,25 @@ const CONTROL_PATH: &str = "x-fc-control-path";
 const REQUEST_ID: &str = "x-fc-request-id";
 
 /// Any route not matched elsewhere: a POST is an IMS callback.
+///
+/// Takes the whole request rather than `HeaderMap` and `Uri` extractors,
+/// which would clone them on every callback.
 pub async fn fallback(
     State(app): State<AppState>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Json<Processed>, AppError> {
-    if method != Method::POST {
+    request: Request,
+) -> Result<JsonAnswer<Processed>, AppError> {
+    let (parts, body) = request.into_parts();
+    if parts.method != Method::POST {
         return Err(AppError::MethodNotAllowed("POST"));
     }
     if app
         .callback_path
         .as_deref()
-        .is_some_and(|p| p != uri.path())
+        .is_some_and(|p| p != parts.uri.path())
     {
         return Err(AppError::NotFound);
     }
-    callback(&app, &headers, body).await
+    callback(&app, &parts.headers, body).await
 }
 
 /// `POST /invoke`: an FC event invocation only when FC marks it so;
@@ -64,7 +66,9 @@ pub async fn invoke(
     }
     let started = Instant::now();
     let until = request_deadline(&app);
-    let bytes = read_body(&app, &headers, body, until).await?;
+    let bytes = tokio::time::timeout_at(until, read_body(&app, &headers, body))
+        .await
+        .map_err(|_| AppError::BodyTimeout)??;
     let result: Result<Invoked, IngestError> = within(&app, until, app.ingest.invoke(&bytes)).await;
     match &result {
         Ok(invoked) => {
@@ -100,23 +104,50 @@ async fn callback(
     app: &AppState,
     headers: &HeaderMap,
     body: Body,
-) -> Result<Json<Processed>, AppError> {
+) -> Result<JsonAnswer<Processed>, AppError> {
     let started = Instant::now();
     let until = request_deadline(app);
-    let bytes = read_body(app, headers, body, until).await?;
     let timestamp = headers.get(TIMESTAMP_HEADER).map(|v| v.as_bytes());
     let signature = headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes());
-    let result = within(
-        app,
-        until,
-        app.ingest.callback(timestamp, signature, &bytes),
-    )
-    .await;
+    // One timer covers reading the body and processing it; which of the
+    // two it cut short decides the answer (408 or 503).
+    let mut body_read = false;
+    let read_flag = &mut body_read;
+    let work = async move {
+        let bytes = read_body(app, headers, body).await?;
+        *read_flag = true;
+        Ok::<_, AppError>(app.ingest.callback(timestamp, signature, &bytes).await)
+    };
+    let result = match tokio::time::timeout_at(until, work).await {
+        Ok(read) => read?,
+        Err(_) if body_read => Err(IngestError::Deadline(app.deadline)),
+        Err(_) => return Err(AppError::BodyTimeout),
+    };
     match &result {
         Ok(p) => log::stored(request_id(headers), "http", None, p, started),
         Err(e) => log::not_stored(request_id(headers), "http", None, e, started),
     }
-    Ok(Json(result?))
+    Ok(JsonAnswer(result?))
+}
+
+/// A JSON answer serialised into a buffer sized for a callback's answer
+/// (axum's `Json` starts at 128 bytes and grows).
+pub struct JsonAnswer<T>(pub T);
+
+impl<T: serde::Serialize> axum::response::IntoResponse for JsonAnswer<T> {
+    fn into_response(self) -> axum::response::Response {
+        let mut buf = Vec::with_capacity(512);
+        match serde_json::to_writer(&mut buf, &self.0) {
+            Ok(()) => (
+                [(header::CONTENT_TYPE, "application/json")],
+                Bytes::from(buf),
+            )
+                .into_response(),
+            // `Json` would answer the same: serialising our own types fails
+            // only on a bug (a map with non-string keys).
+            Err(e) => AppError::Ingest(IngestError::Internal(e.to_string())).into_response(),
+        }
+    }
 }
 
 /// When the request must be answered: one deadline covers reading the
@@ -138,13 +169,8 @@ async fn within<T>(
         .unwrap_or(Err(IngestError::Deadline(app.deadline)))
 }
 
-/// Reads the body within the size limit and the request deadline.
-async fn read_body(
-    app: &AppState,
-    headers: &HeaderMap,
-    mut body: Body,
-    until: tokio::time::Instant,
-) -> Result<Bytes, AppError> {
+/// Reads the body within the size limit; the caller bounds the time.
+async fn read_body(app: &AppState, headers: &HeaderMap, mut body: Body) -> Result<Bytes, AppError> {
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -158,27 +184,17 @@ async fn read_body(
     // Not the announced length: a client announcing 1 MiB and sending
     // nothing must not cost 1 MiB.
     let mut data = Vec::with_capacity(declared.map_or(0, |n| n.min(64 * 1024) as usize));
-    let read = async {
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|e| AppError::BodyRead(e.to_string()))?;
-            if let Some(chunk) = frame.data_ref() {
-                if data.len() + chunk.len() > app.max_body {
-                    return Err(AppError::TooLarge(app.max_body));
-                }
-                data.extend_from_slice(chunk);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| AppError::BodyRead(e.to_string()))?;
+        if let Some(chunk) = frame.data_ref() {
+            if data.len() + chunk.len() > app.max_body {
+                linger(body);
+                return Err(AppError::TooLarge(app.max_body));
             }
+            data.extend_from_slice(chunk);
         }
-        Ok(())
-    };
-    match tokio::time::timeout_at(until, read).await {
-        Err(_) => Err(AppError::BodyTimeout),
-        Ok(Ok(())) => Ok(Bytes::from(data)),
-        Ok(Err(e @ AppError::TooLarge(_))) => {
-            linger(body);
-            Err(e)
-        }
-        Ok(Err(e)) => Err(e),
     }
+    Ok(Bytes::from(data))
 }
 
 /// How much of a refused (413) body is still read and discarded, and for
