@@ -76,7 +76,7 @@ fn check(data: &[u8]) {
     let value: Value = serde_json::from_slice(data).expect("a valid event is JSON");
     let fingerprint = Fingerprint::of_value(&value);
     let (meta, changes) = derive(event.clone(), &fingerprint);
-    assert_eq!(meta.stamp.fingerprint, fingerprint.as_str());
+    assert_eq!(&*meta.stamp.fingerprint, fingerprint.as_str());
     for (i, change) in changes.iter().enumerate() {
         let key = change.key.as_str();
         assert!(!change.key.id().is_empty(), "empty id in {key}");

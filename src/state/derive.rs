@@ -20,7 +20,7 @@ pub fn derive(event: Event, fingerprint: &Fingerprint) -> (EventMeta, Vec<Change
     let meta = EventMeta {
         stamp: Stamp {
             nanos: i64::try_from(nanos).unwrap_or(if nanos < 0 { i64::MIN } else { i64::MAX }),
-            fingerprint: fingerprint.as_str().to_owned(),
+            fingerprint: fingerprint.as_str().into(),
         },
         at: event.event_time.into_string(),
         event_type: event.event_type,

@@ -16,10 +16,11 @@ pub mod derive;
 pub mod fingerprint;
 pub mod stored;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
+use std::sync::Arc;
 
 pub use derive::derive;
 pub use fingerprint::Fingerprint;
@@ -122,14 +123,13 @@ impl fmt::Display for ResourceKey {
 
 /// The order of writes: event time (ns since the epoch), then the event
 /// fingerprint as a deterministic tie-break.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Stamp {
     /// `EventTime` in nanoseconds since the Unix epoch.
-    #[serde(rename = "t")]
     pub nanos: i64,
-    /// The event's fingerprint.
-    #[serde(rename = "e")]
-    pub fingerprint: String,
+    /// The event's fingerprint. Shared, not copied: every field an event
+    /// writes and its history line carry its stamp.
+    pub fingerprint: Arc<str>,
 }
 
 /// One last-writer-wins field.
@@ -360,7 +360,7 @@ impl ResourceState {
                 "at": h.at,
                 "event_type": h.event_type,
                 "status": h.status,
-                "fingerprint": h.stamp.fingerprint,
+                "fingerprint": &*h.stamp.fingerprint,
             })).collect::<Vec<_>>(),
         })
     }

@@ -73,7 +73,7 @@ impl Table<'_> {
 
 impl Serialize for Table<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(|s| (s.nanos, s.fingerprint.as_str())))
+        serializer.collect_seq(self.0.iter().map(|s| (s.nanos, &*s.fingerprint)))
     }
 }
 
@@ -137,28 +137,27 @@ struct StateIn {
 /// A stamp as a record refers to it: `s`, an index into `stamps`, or (the
 /// earlier form) written out as `t` and `e`.
 fn resolve(
-    stamps: &[(i64, String)],
+    stamps: &[Stamp],
     s: Option<usize>,
     t: Option<i64>,
     e: Option<String>,
 ) -> Result<Stamp, String> {
     match (s, t, e) {
         (Some(i), None, None) => lookup(stamps, i),
-        (None, Some(nanos), Some(fingerprint)) => Ok(Stamp { nanos, fingerprint }),
+        (None, Some(nanos), Some(fingerprint)) => Ok(Stamp {
+            nanos,
+            fingerprint: fingerprint.into(),
+        }),
         _ => Err("a stamp is either `s` (an index) or both `t` and `e`".into()),
     }
 }
 
-fn lookup(stamps: &[(i64, String)], i: usize) -> Result<Stamp, String> {
-    let (nanos, fingerprint) = stamps.get(i).ok_or_else(|| {
+fn lookup(stamps: &[Stamp], i: usize) -> Result<Stamp, String> {
+    stamps.get(i).cloned().ok_or_else(|| {
         format!(
             "stamp index {i} is out of range ({} stamps stored)",
             stamps.len()
         )
-    })?;
-    Ok(Stamp {
-        nanos: *nanos,
-        fingerprint: fingerprint.clone(),
     })
 }
 
@@ -231,7 +230,7 @@ impl<'de> Deserialize<'de> for RegisterIn {
                     r.v,
                     Stamp {
                         nanos: r.t,
-                        fingerprint: r.e,
+                        fingerprint: r.e.into(),
                     },
                 ))
             }
@@ -244,7 +243,15 @@ impl TryFrom<StateIn> for ResourceState {
     type Error = String;
 
     fn try_from(r: StateIn) -> Result<Self, String> {
-        let stamps = &r.stamps;
+        // Each distinct fingerprint is allocated once; fields share it.
+        let stamps: &[Stamp] = &r
+            .stamps
+            .into_iter()
+            .map(|(nanos, fingerprint)| Stamp {
+                nanos,
+                fingerprint: fingerprint.into(),
+            })
+            .collect::<Vec<_>>();
         let fields = r
             .fields
             .into_iter()

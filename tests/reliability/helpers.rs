@@ -194,7 +194,7 @@ pub async fn assert_stored(store: &impl Store, generated: &Generated, answer: &A
             state
                 .history
                 .iter()
-                .any(|h| h.stamp.fingerprint == fingerprint),
+                .any(|h| *h.stamp.fingerprint == *fingerprint),
             "acknowledged event {fingerprint} not in the history of {}",
             generated.key
         ),
