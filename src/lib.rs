@@ -8,6 +8,7 @@
 pub mod configuration;
 pub mod event;
 pub mod ingest;
+pub mod jsonfmt;
 pub mod lambda;
 pub mod pipeline;
 pub mod server;

@@ -241,6 +241,10 @@ struct Escaped<'w, W: fmt::Write>(&'w mut W);
 
 impl<W: fmt::Write> fmt::Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> fmt::Result {
+        // Most values (ids, keys, statuses) need nothing escaped.
+        if !crate::jsonfmt::needs_escape(s) {
+            return self.0.write_str(s);
+        }
         let mut plain = 0;
         for (i, b) in s.bytes().enumerate() {
             let escape = match b {

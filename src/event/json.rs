@@ -6,6 +6,7 @@
 //! cannot be guessed, so such an input is refused, naming the key's path.
 
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
+use serde_json::map::Entry;
 use serde_json::{Map, Number, Value};
 use std::cell::RefCell;
 use std::fmt;
@@ -134,19 +135,29 @@ impl<'de> Visitor<'de> for Strict<'_, '_> {
     fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
         let mut map = Map::new();
         while let Some(key) = access.next_key::<String>()? {
-            let node = PathNode {
-                parent: self.path,
-                segment: Segment::Key(&key),
-            };
-            if map.contains_key(&key) {
-                *self.duplicate.borrow_mut() = Some(pointer(&node));
-                return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+            // One search: the vacant slot found is where the value goes.
+            match map.entry(key) {
+                Entry::Occupied(taken) => {
+                    let node = PathNode {
+                        parent: self.path,
+                        segment: Segment::Key(taken.key()),
+                    };
+                    *self.duplicate.borrow_mut() = Some(pointer(&node));
+                    let key = taken.key();
+                    return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
+                }
+                Entry::Vacant(slot) => {
+                    let node = PathNode {
+                        parent: self.path,
+                        segment: Segment::Key(slot.key()),
+                    };
+                    let value = access.next_value_seed(Strict {
+                        path: Some(&node),
+                        duplicate: self.duplicate,
+                    })?;
+                    slot.insert(value);
+                }
             }
-            let value = access.next_value_seed(Strict {
-                path: Some(&node),
-                duplicate: self.duplicate,
-            })?;
-            map.insert(key, value);
         }
         Ok(Value::Object(map))
     }

@@ -20,15 +20,16 @@ impl Fingerprint {
     /// The fingerprint of a parsed JSON value (its canonical form).
     pub fn of_value(value: &Value) -> Self {
         // The canonical bytes are built in one buffer and hashed at once:
-        // the serialiser writes a token at a time, and feeding those to the
-        // hasher one by one cost more than the buffer.
+        // the writer emits a token at a time, and feeding those to the
+        // hasher one by one cost more than the buffer. `jsonfmt` writes
+        // what serde_json would, copying unescaped strings whole.
         thread_local! {
             static CANONICAL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
         }
         CANONICAL.with(|buf| {
             let mut buf = buf.borrow_mut();
             buf.clear();
-            serde_json::to_writer(&mut *buf, value).expect("serialising a Value cannot fail");
+            crate::jsonfmt::write_value(&mut buf, value);
             let fingerprint = Fingerprint::from_digest(&Sha256::digest(&buf[..]));
             // Do not keep a rare huge event's buffer for the thread's life.
             if buf.capacity() > 64 * 1024 {
