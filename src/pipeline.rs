@@ -283,7 +283,7 @@ async fn apply_change<S: Store>(
         if outcome == ApplyOutcome::Applied {
             // Sized from the stored record, which this one rarely outgrows by much.
             let mut bytes = Vec::with_capacity(stored_len + 512);
-            serde_json::to_writer(&mut bytes, &resource).expect("state serialises");
+            resource.write_json(&mut bytes);
             if let CasOutcome::Conflict { .. } = store.compare_and_set(key, version, &bytes).await?
             {
                 CAS_RETRIES.fetch_add(1, Ordering::Relaxed);

@@ -25,8 +25,9 @@ use serde_json::Value;
 use std::collections::BTreeMap;
 use std::fmt;
 
-impl Serialize for ResourceState {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+impl ResourceState {
+    /// The state's distinct stamps, sorted: the `stamps` table.
+    fn stamp_table(&self) -> Vec<&Stamp> {
         let mut stamps: Vec<&Stamp> =
             Vec::with_capacity(self.fields.len() + self.history.len() + 1);
         stamps.extend(self.fields.values().map(|r| &r.stamp));
@@ -34,6 +35,76 @@ impl Serialize for ResourceState {
         stamps.extend(self.deleted.iter().map(|d| &d.stamp));
         stamps.sort_unstable();
         stamps.dedup();
+        stamps
+    }
+
+    /// Appends the stored form to `out`: the bytes serde_json writes for
+    /// this state's `Serialize` (a test holds the two to each other),
+    /// written straight into the buffer on the write path, with strings
+    /// that need no escaping copied whole (see [`crate::jsonfmt`]).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::jsonfmt::{write_str, write_value};
+        fn write_int(out: &mut Vec<u8>, n: impl Serialize) {
+            serde_json::to_writer(&mut *out, &n).expect("writing to a Vec cannot fail");
+        }
+        let stamps = self.stamp_table();
+        let table = Table(&stamps);
+        out.extend_from_slice(b"{\"key\":");
+        write_str(out, &self.key);
+        out.extend_from_slice(b",\"status\":");
+        write_str(out, &self.status);
+        if let Some(at) = &self.updated_at {
+            out.extend_from_slice(b",\"updated_at\":");
+            write_str(out, at);
+        }
+        if let Some(d) = &self.deleted {
+            out.extend_from_slice(b",\"deleted\":{\"s\":");
+            write_int(out, table.index(&d.stamp));
+            out.extend_from_slice(b",\"at\":");
+            write_str(out, &d.at);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b",\"stamps\":[");
+        for (i, stamp) in stamps.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"[" } else { b",[" });
+            write_int(out, stamp.nanos);
+            out.push(b',');
+            write_str(out, &stamp.fingerprint);
+            out.push(b']');
+        }
+        out.extend_from_slice(b"],\"fields\":{");
+        for (i, (path, register)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_str(out, path);
+            out.extend_from_slice(b":[");
+            write_value(out, &register.value);
+            out.push(b',');
+            write_int(out, table.index(&register.stamp));
+            out.push(b']');
+        }
+        out.extend_from_slice(b"},\"history\":[");
+        for (i, line) in self.history.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"{\"s\":" } else { b",{\"s\":" });
+            write_int(out, table.index(&line.stamp));
+            out.extend_from_slice(b",\"at\":");
+            write_str(out, &line.at);
+            out.extend_from_slice(b",\"event_type\":");
+            write_str(out, &line.event_type);
+            if let Some(status) = &line.status {
+                out.extend_from_slice(b",\"status\":");
+                write_str(out, status);
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
+impl Serialize for ResourceState {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let stamps = self.stamp_table();
         let table = Table(&stamps);
 
         let mut s = serializer.serialize_struct("ResourceState", 7)?;
@@ -358,6 +429,38 @@ mod tests {
                 },
             ],
         }
+    }
+
+    fn written(state: &ResourceState) -> String {
+        let mut out = Vec::new();
+        state.write_json(&mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn the_written_form_is_what_serde_json_writes() {
+        let mut state = sample();
+        assert_eq!(written(&state), serde_json::to_string(&state).unwrap());
+        // Strings that need escaping, and the optional parts absent.
+        state.key = "media/\"q\"\\\n".into();
+        state.status = "é\u{1}".into();
+        state.updated_at = None;
+        state.deleted = None;
+        state.fields.insert(
+            "p\"ath".into(),
+            Register {
+                value: json!({"z": "\t", "a": [-1, 2.5e300, true]}),
+                stamp: stamp(-3, "0\"1"),
+            },
+        );
+        state.history[1].status = Some("Fail\u{7f}\"".into());
+        assert_eq!(written(&state), serde_json::to_string(&state).unwrap());
+        let empty = ResourceState {
+            fields: BTreeMap::new(),
+            history: Vec::new(),
+            ..state
+        };
+        assert_eq!(written(&empty), serde_json::to_string(&empty).unwrap());
     }
 
     #[test]

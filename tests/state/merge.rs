@@ -26,7 +26,16 @@ pub fn fold(events: &[Value]) -> (BTreeMap<String, Vec<u8>>, Vec<ApplyOutcome>) 
     }
     let bytes = states
         .into_iter()
-        .map(|(k, s)| (k, serde_json::to_vec(&s).unwrap()))
+        .map(|(k, s)| {
+            // The write path's hand-written form is serde_json's, byte for byte.
+            let mut written = Vec::new();
+            s.write_json(&mut written);
+            assert_eq!(
+                String::from_utf8(written.clone()).unwrap(),
+                serde_json::to_string(&s).unwrap()
+            );
+            (k, written)
+        })
         .collect();
     (bytes, outcomes)
 }
