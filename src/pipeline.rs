@@ -90,6 +90,38 @@ pub struct Processed {
     pub resources: Vec<ResourceOutcome>,
 }
 
+impl Processed {
+    /// Appends this outcome as JSON: the bytes serde_json writes for it
+    /// (a test holds the two to each other), written straight into the
+    /// answer's buffer with strings that need no escaping copied whole.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        use crate::jsonfmt::write_str;
+        out.extend_from_slice(b"{\"fingerprint\":");
+        write_str(out, self.fingerprint.as_str());
+        out.extend_from_slice(b",\"event_type\":");
+        write_str(out, &self.event_type);
+        out.extend_from_slice(b",\"family\":");
+        write_str(out, self.family);
+        out.extend_from_slice(b",\"kind\":");
+        write_str(out, self.kind);
+        out.extend_from_slice(if self.deprecated {
+            b",\"deprecated\":true,\"resources\":["
+        } else {
+            b",\"deprecated\":false,\"resources\":["
+        });
+        for (i, r) in self.resources.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { b"{\"key\":" } else { b",{\"key\":" });
+            write_str(out, &r.key);
+            out.extend_from_slice(b",\"outcome\":");
+            write_str(out, r.outcome.as_str());
+            out.extend_from_slice(b",\"status\":");
+            write_str(out, &r.status);
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+    }
+}
+
 /// What one event did to one resource.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResourceOutcome {
@@ -429,4 +461,47 @@ fn now_utc() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_written_outcome_is_what_serde_json_writes() {
+        let mut processed = Processed {
+            fingerprint: Fingerprint::of_bytes(b"x"),
+            event_type: "FileUploadComplete".into(),
+            family: "upload",
+            kind: "FileUploadComplete",
+            deprecated: false,
+            resources: Vec::new(),
+        };
+        let written = |p: &Processed| {
+            let mut out = Vec::new();
+            p.write_json(&mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert_eq!(
+            written(&processed),
+            serde_json::to_string(&processed).unwrap()
+        );
+        processed.deprecated = true;
+        processed.event_type = "Odd\"\\\u{1}é".into();
+        for (outcome, key) in [
+            (ApplyOutcome::Applied, "media/m-1"),
+            (ApplyOutcome::Duplicate, "job/\"j\""),
+            (ApplyOutcome::Stale, "live-record/\n"),
+        ] {
+            processed.resources.push(ResourceOutcome {
+                key: key.into(),
+                outcome,
+                status: "fail\ted".into(),
+            });
+        }
+        assert_eq!(
+            written(&processed),
+            serde_json::to_string(&processed).unwrap()
+        );
+    }
 }

@@ -29,7 +29,7 @@ const REQUEST_ID: &str = "x-fc-request-id";
 pub async fn fallback(
     State(app): State<AppState>,
     request: Request,
-) -> Result<JsonAnswer<Processed>, AppError> {
+) -> Result<JsonAnswer, AppError> {
     let (parts, body) = request.into_parts();
     if parts.method != Method::POST {
         return Err(AppError::MethodNotAllowed("POST"));
@@ -100,11 +100,7 @@ pub async fn invoke(
     Ok(Json(result?).into_response())
 }
 
-async fn callback(
-    app: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<JsonAnswer<Processed>, AppError> {
+async fn callback(app: &AppState, headers: &HeaderMap, body: Body) -> Result<JsonAnswer, AppError> {
     let started = Instant::now();
     let until = request_deadline(app);
     let timestamp = headers.get(TIMESTAMP_HEADER).map(|v| v.as_bytes());
@@ -130,23 +126,19 @@ async fn callback(
     Ok(JsonAnswer(result?))
 }
 
-/// A JSON answer serialised into a buffer sized for a callback's answer
-/// (axum's `Json` starts at 128 bytes and grows).
-pub struct JsonAnswer<T>(pub T);
+/// The answer to a processed callback: the outcome as JSON, written into a
+/// buffer sized for it (axum's `Json` starts at 128 bytes and grows).
+pub struct JsonAnswer(pub Processed);
 
-impl<T: serde::Serialize> axum::response::IntoResponse for JsonAnswer<T> {
+impl axum::response::IntoResponse for JsonAnswer {
     fn into_response(self) -> axum::response::Response {
         let mut buf = Vec::with_capacity(512);
-        match serde_json::to_writer(&mut buf, &self.0) {
-            Ok(()) => (
-                [(header::CONTENT_TYPE, "application/json")],
-                Bytes::from(buf),
-            )
-                .into_response(),
-            // `Json` would answer the same: serialising our own types fails
-            // only on a bug (a map with non-string keys).
-            Err(e) => AppError::Ingest(IngestError::Internal(e.to_string())).into_response(),
-        }
+        self.0.write_json(&mut buf);
+        (
+            [(header::CONTENT_TYPE, "application/json")],
+            Bytes::from(buf),
+        )
+            .into_response()
     }
 }
 

@@ -229,6 +229,17 @@ pub enum ApplyOutcome {
     Stale,
 }
 
+impl ApplyOutcome {
+    /// The name it serialises as: `applied`, `duplicate` or `stale`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ApplyOutcome::Applied => "applied",
+            ApplyOutcome::Duplicate => "duplicate",
+            ApplyOutcome::Stale => "stale",
+        }
+    }
+}
+
 /// The stored state of one resource. Its stored form (JSON, see
 /// [`stored`]) lists each distinct stamp once.
 #[derive(Debug, Clone, PartialEq)]
