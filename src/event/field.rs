@@ -28,13 +28,18 @@ impl Ctx {
     pub fn at<R>(&mut self, segment: &str, f: impl FnOnce(&mut Ctx) -> R) -> R {
         let len = self.path.len();
         self.path.push('/');
-        // RFC 6901 escaping; IMS keys never need it, but user JSON might.
-        for c in segment.chars() {
-            match c {
-                '~' => self.path.push_str("~0"),
-                '/' => self.path.push_str("~1"),
-                c => self.path.push(c),
+        // RFC 6901 escaping; IMS keys never need it (one copy then), but
+        // user JSON might.
+        if segment.contains(['~', '/']) {
+            for c in segment.chars() {
+                match c {
+                    '~' => self.path.push_str("~0"),
+                    '/' => self.path.push_str("~1"),
+                    c => self.path.push(c),
+                }
             }
+        } else {
+            self.path.push_str(segment);
         }
         let result = f(self);
         self.path.truncate(len);
@@ -270,4 +275,20 @@ macro_rules! body {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn problem_paths_are_json_pointers_with_rfc6901_escapes() {
+        let mut ctx = Ctx::new();
+        ctx.at("MessageBody", |c| {
+            c.at("a/b~c", |c| c.at("0", |c| c.problem(Reason::Missing)));
+            c.at("Plain", |c| c.problem(Reason::Missing));
+        });
+        let paths: Vec<String> = ctx.into_problems().into_iter().map(|p| p.path).collect();
+        assert_eq!(paths, ["/MessageBody/a~1b~0c/0", "/MessageBody/Plain"]);
+    }
 }
