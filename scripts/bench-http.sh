@@ -9,6 +9,9 @@
 #   BENCH_ROWS=work scripts/bench-http.sh 10   # calibration: the bare route
 #                                       # busy for N µs per request, N in
 #                                       # BENCH_WORK_US (default "2 4 6 8")
+#   BENCH_ROWS="floors memory" scripts/bench-http.sh 10   # diagnosis: the
+#                                       # receiver's stages alone
+#                                       # (examples/floors.rs)
 #
 # Prints a Markdown table: requests/s, p50, p99, ratio to the baseline, RSS
 # before/after, and for the hot-media row the compare-and-set retries and a
@@ -23,9 +26,10 @@ if ! command -v wrk >/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk; }
 fi
-cargo build --release --quiet --bin ims-callback --example bare
+cargo build --release --quiet --bin ims-callback --example bare --example floors
 BIN=target/release/ims-callback
 BARE=target/release/examples/bare
+FLOORS=target/release/examples/floors
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
@@ -80,6 +84,11 @@ run_row() { # name script cmd... (env set by caller)
 ROWS=" ${BENCH_ROWS:-bare memory redb redis hot} "
 # The baseline always runs: the ratios need it.
 run_row "bare axum (baseline)" scripts/bench/callback.lua "$BARE"
+if [[ $ROWS == *" floors "* ]]; then
+  FLOOR=body run_row "floor: body read only" scripts/bench/callback.lua "$FLOORS"
+  FLOOR=core run_row "floor: + parse, fingerprint, validate, derive" scripts/bench/callback.lua "$FLOORS"
+  FLOOR=pipeline run_row "floor: + whole pipeline, store keeps nothing" scripts/bench/callback.lua "$FLOORS"
+fi
 [[ $ROWS == *" memory "* ]] && IMS_STORE=memory run_row "ims-callback, memory" scripts/bench/callback.lua "$BIN"
 [[ $ROWS == *" redb "* ]] && IMS_STORE="redb:$WORK/bench.redb" run_row "ims-callback, redb (durable commits)" scripts/bench/callback.lua "$BIN"
 [[ $ROWS == *" redis "* ]] && IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=bench:" run_row "ims-callback, Redis, distinct media" scripts/bench/callback.lua "$BIN"

@@ -1,0 +1,98 @@
+//! Diagnostic rows for `scripts/bench-http.sh` (`BENCH_ROWS=floors`): how
+//! much of the bare route's throughput is left after each stage of the
+//! receiver's work, each measured alone on the same runtime and allocator
+//! as `ims-callback serve`. `FLOOR` picks the stage:
+//!
+//! - `body`: read the body, answer `{}`;
+//! - `core`: parse, fingerprint, validate and derive (no I/O), answer the
+//!   fingerprint;
+//! - `pipeline`: the whole `pipeline::process` against a store that keeps
+//!   nothing, so the cost of the merge, the stored forms and the futures
+//!   shows without the memory store's growth.
+//!
+//! The real server's memory-store row is the next stage: store, log line,
+//! deadline and the full route.
+
+use axum::{Router, body::Bytes, http::StatusCode};
+use ims_callback::store::{CasOutcome, Store, StoreError, Version, Versioned};
+use std::net::SocketAddr;
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// A store that keeps nothing: every read misses, every write succeeds.
+struct Discard;
+
+impl Store for Discard {
+    async fn get(&self, _key: &str) -> Result<Option<Versioned>, StoreError> {
+        Ok(None)
+    }
+
+    async fn compare_and_set(
+        &self,
+        _key: &str,
+        _expected: Option<Version>,
+        value: &[u8],
+    ) -> Result<CasOutcome, StoreError> {
+        std::hint::black_box(value);
+        Ok(CasOutcome::Written(Version::FIRST))
+    }
+
+    async fn list_prefix(
+        &self,
+        _prefix: &str,
+        _start_after: Option<&str>,
+        _limit: usize,
+    ) -> Result<Vec<(String, Versioned)>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    async fn health(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Floor {
+    Body,
+    Core,
+    Pipeline,
+}
+
+async fn handle(floor: Floor, body: Bytes) -> Result<String, StatusCode> {
+    let bad = |_| StatusCode::BAD_REQUEST;
+    match floor {
+        Floor::Body => Ok("{}".to_owned()),
+        Floor::Core => {
+            let value = ims_callback::event::parse_json(&body).map_err(bad)?;
+            let fingerprint = ims_callback::state::Fingerprint::of_value(&value);
+            let event = ims_callback::event::Event::from_value(value).map_err(bad)?;
+            let (_, changes) = ims_callback::state::derive(event, &fingerprint);
+            Ok(format!("{fingerprint} {}", changes.len()))
+        }
+        Floor::Pipeline => ims_callback::pipeline::process(&Discard, &body)
+            .await
+            .map(|processed| processed.fingerprint.to_string())
+            .map_err(|_| StatusCode::BAD_REQUEST),
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::io::Result<()> {
+    let addr: SocketAddr = std::env::var("IMS_LISTEN")
+        .ok()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 9000)));
+    let floor = match std::env::var("FLOOR").as_deref() {
+        Ok("body") => Floor::Body,
+        Ok("core") => Floor::Core,
+        Ok("pipeline") => Floor::Pipeline,
+        other => {
+            eprintln!("FLOOR must be body, core or pipeline (got {other:?})");
+            std::process::exit(2);
+        }
+    };
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let app = Router::new().fallback(move |body: Bytes| handle(floor, body));
+    axum::serve(listener, app).await
+}
