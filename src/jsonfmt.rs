@@ -8,8 +8,9 @@
 use serde_json::Value;
 
 /// True when `s` holds a byte JSON requires escaping (`"`, `\` or a
-/// control character below U+0020). Branch-free over the bytes, so the
-/// compiler vectorises it; serde_json escapes exactly these bytes.
+/// control character below U+0020); serde_json escapes exactly these
+/// bytes. A plain branch-free pass: eight-byte bit tricks and sixteen-byte
+/// blocks were tried and ran more instructions on an event's short strings.
 #[inline]
 pub fn needs_escape(s: &str) -> bool {
     s.bytes().fold(false, |found, b| {
