@@ -486,6 +486,16 @@ mod tests {
             written(&processed),
             serde_json::to_string(&processed).unwrap()
         );
+        // The names are the documented ones.
+        assert_eq!(
+            [
+                ApplyOutcome::Applied,
+                ApplyOutcome::Duplicate,
+                ApplyOutcome::Stale
+            ]
+            .map(|o| serde_json::to_string(&o).unwrap()),
+            ["\"applied\"", "\"duplicate\"", "\"stale\""]
+        );
         processed.deprecated = true;
         processed.event_type = "Odd\"\\\u{1}é".into();
         for (outcome, key) in [

@@ -217,8 +217,7 @@ pub struct EventMeta {
 }
 
 /// What applying a change did to a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ApplyOutcome {
     /// The state changed.
     Applied,
@@ -237,6 +236,14 @@ impl ApplyOutcome {
             ApplyOutcome::Duplicate => "duplicate",
             ApplyOutcome::Stale => "stale",
         }
+    }
+}
+
+/// One list of names: serialised as [`ApplyOutcome::as_str`], which the
+/// answer writer (`Processed::write_json`) uses too.
+impl Serialize for ApplyOutcome {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.as_str())
     }
 }
 
