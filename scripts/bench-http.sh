@@ -12,6 +12,11 @@
 #   BENCH_ROWS="floors memory" scripts/bench-http.sh 10   # diagnosis: the
 #                                       # receiver's stages alone
 #                                       # (examples/floors.rs)
+#   BENCH_ROWS=pairs BENCH_PAIRS=5 scripts/bench-http.sh 10   # the memory
+#                                       # ratio as the median of N alternating
+#                                       # bare/memory pairs, each against its
+#                                       # own baseline: single runs on a
+#                                       # shared VM spread by ±10 points
 #
 # Prints a Markdown table: requests/s, p50, p99, ratio to the baseline, RSS
 # before/after, and for the hot-media row the compare-and-set retries and a
@@ -70,6 +75,7 @@ run_row() { # name script cmd... (env set by caller)
   errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$out")
   [ -z "$BASE_RPS" ] && BASE_RPS=$rps
   local ratio; ratio=$(python3 -c "print(f'{$rps/$BASE_RPS*100:.0f} %')")
+  LAST_RATIO=$(python3 -c "print($rps/$BASE_RPS*100)")
   local notes="$requests requests, $errors errors"
   if [ -n "${HOT_PREFIX:-}" ]; then
     local retries stored
@@ -82,6 +88,18 @@ run_row() { # name script cmd... (env set by caller)
 }
 
 ROWS=" ${BENCH_ROWS:-bare memory redb redis hot} "
+if [[ $ROWS == " pairs " ]]; then
+  RATIOS=()
+  for i in $(seq 1 "${BENCH_PAIRS:-5}"); do
+    BASE_RPS=""
+    run_row "pair $i: bare axum" scripts/bench/callback.lua "$BARE"
+    IMS_STORE=memory run_row "pair $i: ims-callback, memory" scripts/bench/callback.lua "$BIN"
+    RATIOS+=("$LAST_RATIO")
+  done
+  echo
+  python3 -c "import statistics,sys; r=sorted(map(float,sys.argv[1:])); print(f'memory / bare over {len(r)} pairs: median {statistics.median(r):.0f} %, range {r[0]:.0f}–{r[-1]:.0f} %')" "${RATIOS[@]}"
+  exit 0
+fi
 # The baseline always runs: the ratios need it.
 run_row "bare axum (baseline)" scripts/bench/callback.lua "$BARE"
 if [[ $ROWS == *" floors "* ]]; then
