@@ -18,6 +18,7 @@ pub mod stored;
 
 use serde::Serialize;
 use serde_json::Value;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
@@ -163,13 +164,19 @@ pub struct Deletion {
     pub at: String,
 }
 
+/// A field's path in a resource (`status`, `meta/width`, `outputs/{id}/url`).
+/// Most are literals in [`derive`]: borrowed, they cost no allocation when a
+/// change is built or merged into a state; paths built at run time and
+/// paths read back from a stored record are owned.
+pub type FieldPath = Cow<'static, str>;
+
 /// What one event does to one resource.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     /// The resource.
     pub key: ResourceKey,
     /// Field writes (`path` → value), each last-writer-wins.
-    pub writes: Vec<(String, Value)>,
+    pub writes: Vec<(FieldPath, Value)>,
     /// True when the event deletes the resource (terminal).
     pub delete: bool,
 }
@@ -185,7 +192,7 @@ impl Change {
     }
 
     /// Writes `value` to field `path`.
-    pub fn set(&mut self, path: impl Into<String>, value: impl Into<Value>) -> &mut Self {
+    pub fn set(&mut self, path: impl Into<FieldPath>, value: impl Into<Value>) -> &mut Self {
         self.writes.push((path.into(), value.into()));
         self
     }
@@ -193,7 +200,7 @@ impl Change {
     /// Writes `value` to field `path` when present.
     pub fn set_opt<V: Into<Value>>(
         &mut self,
-        path: impl Into<String>,
+        path: impl Into<FieldPath>,
         value: Option<V>,
     ) -> &mut Self {
         if let Some(value) = value {
@@ -260,7 +267,7 @@ pub struct ResourceState {
     /// Set once the resource is deleted; never cleared.
     pub deleted: Option<Deletion>,
     /// Last-writer-wins fields, by path.
-    pub fields: BTreeMap<String, Register>,
+    pub fields: BTreeMap<FieldPath, Register>,
     /// The newest [`HISTORY_LIMIT`] events, oldest first.
     pub history: Vec<HistoryEntry>,
 }
@@ -286,7 +293,7 @@ impl ResourceState {
         };
         let mut changed = false;
         for (path, value) in &change.writes {
-            match self.fields.get_mut(path) {
+            match self.fields.get_mut(path.as_ref()) {
                 Some(register) if register.stamp >= meta.stamp => {}
                 Some(register) => {
                     register.value = value.clone();
@@ -354,7 +361,7 @@ impl ResourceState {
             .iter()
             .any(|p| {
                 self.fields
-                    .range(p.to_string()..)
+                    .range::<str, _>((std::ops::Bound::Included(*p), std::ops::Bound::Unbounded))
                     .next()
                     .is_some_and(|(k, _)| k.starts_with(p))
             });
@@ -366,7 +373,7 @@ impl ResourceState {
         let fields: serde_json::Map<String, Value> = self
             .fields
             .iter()
-            .map(|(k, r)| (k.clone(), r.value.clone()))
+            .map(|(k, r)| (k.to_string(), r.value.clone()))
             .collect();
         serde_json::json!({
             "key": self.key,

@@ -17,7 +17,7 @@
 //! history line and the deletion with their own `t` and `e` — are still
 //! read; they are rewritten in this form on their next change.
 
-use super::{Deletion, HistoryEntry, Register, ResourceState, Stamp};
+use super::{Deletion, FieldPath, HistoryEntry, Register, ResourceState, Stamp};
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
@@ -148,7 +148,7 @@ impl Serialize for Table<'_> {
     }
 }
 
-struct FieldsOut<'a>(&'a BTreeMap<String, Register>, Table<'a>);
+struct FieldsOut<'a>(&'a BTreeMap<FieldPath, Register>, Table<'a>);
 
 impl Serialize for FieldsOut<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
@@ -331,7 +331,7 @@ impl TryFrom<StateIn> for ResourceState {
                     RegisterIn::Indexed(value, i) => (value, lookup(stamps, i)?),
                     RegisterIn::Stamped(value, stamp) => (value, stamp),
                 };
-                Ok((path, Register { value, stamp }))
+                Ok((FieldPath::Owned(path), Register { value, stamp }))
             })
             .collect::<Result<_, String>>()?;
         let history = r
@@ -385,21 +385,21 @@ mod tests {
     fn sample() -> ResourceState {
         let mut fields = BTreeMap::new();
         fields.insert(
-            "a".to_owned(),
+            "a".into(),
             Register {
                 value: json!("x"),
                 stamp: stamp(7, "cd"),
             },
         );
         fields.insert(
-            "b".to_owned(),
+            "b".into(),
             Register {
                 value: json!(null),
                 stamp: stamp(5, "ab"),
             },
         );
         fields.insert(
-            "c".to_owned(),
+            "c".into(),
             Register {
                 value: json!([1.5, {"k": "v"}]),
                 stamp: stamp(7, "cd"),
