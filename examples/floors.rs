@@ -8,12 +8,14 @@
 //!   fingerprint;
 //! - `pipeline`: the whole `pipeline::process` against a store that keeps
 //!   nothing, so the cost of the merge, the stored forms and the futures
-//!   shows without the memory store's growth.
+//!   shows without the memory store's growth;
+//! - `memory`: the same against the real memory store.
 //!
-//! The real server's memory-store row is the next stage: store, log line,
-//! deadline and the full route.
+//! The real server's memory-store row is the next stage: log line,
+//! deadline, middleware and the full route.
 
 use axum::{Router, body::Bytes, http::StatusCode};
+use ims_callback::store::memory::MemoryStore;
 use ims_callback::store::{CasOutcome, Store, StoreError, Version, Versioned};
 use std::net::SocketAddr;
 
@@ -52,11 +54,12 @@ impl Store for Discard {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 enum Floor {
     Body,
     Core,
     Pipeline,
+    Memory(MemoryStore),
 }
 
 async fn handle(floor: Floor, body: Bytes) -> Result<String, StatusCode> {
@@ -74,6 +77,10 @@ async fn handle(floor: Floor, body: Bytes) -> Result<String, StatusCode> {
             .await
             .map(|processed| processed.fingerprint.to_string())
             .map_err(|_| StatusCode::BAD_REQUEST),
+        Floor::Memory(store) => ims_callback::pipeline::process(&store, &body)
+            .await
+            .map(|processed| processed.fingerprint.to_string())
+            .map_err(|_| StatusCode::BAD_REQUEST),
     }
 }
 
@@ -87,12 +94,13 @@ async fn main() -> std::io::Result<()> {
         Ok("body") => Floor::Body,
         Ok("core") => Floor::Core,
         Ok("pipeline") => Floor::Pipeline,
+        Ok("memory") => Floor::Memory(MemoryStore::new()),
         other => {
-            eprintln!("FLOOR must be body, core or pipeline (got {other:?})");
+            eprintln!("FLOOR must be body, core, pipeline or memory (got {other:?})");
             std::process::exit(2);
         }
     };
     let listener = tokio::net::TcpListener::bind(addr).await?;
-    let app = Router::new().fallback(move |body: Bytes| handle(floor, body));
+    let app = Router::new().fallback(move |body: Bytes| handle(floor.clone(), body));
     axum::serve(listener, app).await
 }

@@ -109,6 +109,7 @@ if [[ $ROWS == *" floors "* ]]; then
   FLOOR=body run_row "floor: body read only" scripts/bench/callback.lua "$FLOORS"
   FLOOR=core run_row "floor: + parse, fingerprint, validate, derive" scripts/bench/callback.lua "$FLOORS"
   FLOOR=pipeline run_row "floor: + whole pipeline, store keeps nothing" scripts/bench/callback.lua "$FLOORS"
+  FLOOR=memory run_row "floor: + whole pipeline, memory store" scripts/bench/callback.lua "$FLOORS"
 fi
 [[ $ROWS == *" memory "* ]] && IMS_STORE=memory run_row "ims-callback, memory" scripts/bench/callback.lua "$BIN"
 if [[ $ROWS == *" redb "* ]]; then
