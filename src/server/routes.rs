@@ -173,20 +173,37 @@ async fn read_body(app: &AppState, headers: &HeaderMap, mut body: Body) -> Resul
         }
         return Err(AppError::TooLarge(app.max_body));
     }
-    // Not the announced length: a client announcing 1 MiB and sending
-    // nothing must not cost 1 MiB.
-    let mut data = Vec::with_capacity(declared.map_or(0, |n| n.min(64 * 1024) as usize));
+    // A body that arrives as one chunk (the usual case) is kept as that
+    // chunk, without a copy; only a second chunk starts a buffer.
+    let mut first: Option<Bytes> = None;
+    let mut data = Vec::new();
+    let mut seen = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|e| AppError::BodyRead(e.to_string()))?;
-        if let Some(chunk) = frame.data_ref() {
-            if data.len() + chunk.len() > app.max_body {
-                linger(body);
-                return Err(AppError::TooLarge(app.max_body));
+        let Ok(chunk) = frame.into_data() else {
+            continue;
+        };
+        seen += chunk.len();
+        if seen > app.max_body {
+            linger(body);
+            return Err(AppError::TooLarge(app.max_body));
+        }
+        match first.take() {
+            None if data.is_empty() => first = Some(chunk),
+            earlier => {
+                if let Some(earlier) = earlier {
+                    // Sized from the announced length, but not trusting
+                    // it: a client announcing 1 MiB and sending nothing
+                    // must not cost 1 MiB.
+                    let expected = declared.map_or(0, |n| n.min(64 * 1024) as usize);
+                    data.reserve(expected.max(earlier.len() + chunk.len()));
+                    data.extend_from_slice(&earlier);
+                }
+                data.extend_from_slice(&chunk);
             }
-            data.extend_from_slice(chunk);
         }
     }
-    Ok(Bytes::from(data))
+    Ok(first.unwrap_or_else(|| Bytes::from(data)))
 }
 
 /// How much of a refused (413) body is still read and discarded, and for

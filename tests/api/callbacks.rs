@@ -100,6 +100,65 @@ async fn any_post_path_is_a_callback_unless_one_is_configured() {
     assert_eq!(app.post("/other", body).await.status(), 404);
 }
 
+/// Sends `body` to `address` over a raw connection in pieces a few
+/// milliseconds apart, so the server reads it as several chunks; as
+/// `Content-Length` or, when `chunked`, with chunked transfer encoding.
+/// Returns the status and the answer's JSON.
+async fn post_in_pieces(address: &str, body: &[u8], chunked: bool) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let authority = address.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(authority).await.unwrap();
+    stream.set_nodelay(true).unwrap();
+    let framing = if chunked {
+        "transfer-encoding: chunked".to_owned()
+    } else {
+        format!("content-length: {}", body.len())
+    };
+    let head = format!(
+        "POST / HTTP/1.1\r\nhost: {authority}\r\ncontent-type: application/json\r\n\
+         connection: close\r\n{framing}\r\n\r\n"
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    for piece in body.chunks(body.len().div_ceil(3)) {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        if chunked {
+            let mut framed = format!("{:x}\r\n", piece.len()).into_bytes();
+            framed.extend_from_slice(piece);
+            framed.extend_from_slice(b"\r\n");
+            stream.write_all(&framed).await.unwrap();
+        } else {
+            stream.write_all(piece).await.unwrap();
+        }
+    }
+    if chunked {
+        stream.write_all(b"0\r\n\r\n").await.unwrap();
+    }
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).await.unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let (_, json) = answer.split_once("\r\n\r\n").unwrap();
+    (status, serde_json::from_str(json).unwrap())
+}
+
+#[tokio::test]
+async fn a_body_sent_in_pieces_is_read_whole() {
+    let app = spawn_app(None, &[]).await;
+    let body = read(&events_dir().join("MediaConvertOutputComplete.json"));
+    let whole: Value = app.post("/", body.clone()).await.json().await.unwrap();
+    assert_eq!(whole["resources"][0]["outcome"], "applied");
+    for chunked in [false, true] {
+        let (status, pieces) = post_in_pieces(&app.address, &body, chunked).await;
+        assert_eq!(status, 200, "chunked: {chunked}: {pieces}");
+        // The same bytes, so the same event: a duplicate of the first.
+        assert_eq!(
+            pieces["fingerprint"], whole["fingerprint"],
+            "chunked: {chunked}"
+        );
+        assert_eq!(pieces["resources"][0]["outcome"], "duplicate");
+    }
+}
+
 #[tokio::test]
 async fn a_body_over_the_limit_is_413() {
     let app = spawn_app(None, &[("IMS_MAX_BODY", "4096")]).await;
