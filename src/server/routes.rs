@@ -192,20 +192,18 @@ async fn read_body(app: &AppState, headers: &HeaderMap, mut body: Body) -> Resul
             linger(body);
             return Err(AppError::TooLarge(app.max_body));
         }
-        match first.take() {
-            None if data.is_empty() => first = Some(chunk),
-            earlier => {
-                if let Some(earlier) = earlier {
-                    // Sized from the announced length, but not trusting
-                    // it: a client announcing 1 MiB and sending nothing
-                    // must not cost 1 MiB.
-                    let expected = declared.map_or(0, |n| n.min(64 * 1024) as usize);
-                    data.reserve(expected.max(earlier.len() + chunk.len()));
-                    data.extend_from_slice(&earlier);
-                }
-                data.extend_from_slice(&chunk);
-            }
+        if first.is_none() && data.is_empty() {
+            first = Some(chunk);
+            continue;
         }
+        if let Some(earlier) = first.take() {
+            // Sized from the announced length, but not trusting it: a
+            // client announcing 1 MiB and sending nothing must not cost 1 MiB.
+            let expected = declared.map_or(0, |n| n.min(64 * 1024) as usize);
+            data.reserve(expected.max(earlier.len() + chunk.len()));
+            data.extend_from_slice(&earlier);
+        }
+        data.extend_from_slice(&chunk);
     }
     Ok(first.unwrap_or_else(|| Bytes::from(data)))
 }
