@@ -73,15 +73,17 @@ async fn handle(floor: Floor, body: Bytes) -> Result<String, StatusCode> {
             let (_, changes) = ims_callback::state::derive(event, &fingerprint);
             Ok(format!("{fingerprint} {}", changes.len()))
         }
-        Floor::Pipeline => ims_callback::pipeline::process(&Discard, &body)
-            .await
-            .map(|processed| processed.fingerprint.to_string())
-            .map_err(|_| StatusCode::BAD_REQUEST),
-        Floor::Memory(store) => ims_callback::pipeline::process(&store, &body)
-            .await
-            .map(|processed| processed.fingerprint.to_string())
-            .map_err(|_| StatusCode::BAD_REQUEST),
+        Floor::Pipeline => pipeline(&Discard, &body).await,
+        Floor::Memory(store) => pipeline(&store, &body).await,
     }
+}
+
+/// The whole pipeline against `store`; answers the fingerprint.
+async fn pipeline(store: &impl Store, body: &[u8]) -> Result<String, StatusCode> {
+    ims_callback::pipeline::process(store, body)
+        .await
+        .map(|processed| processed.fingerprint.to_string())
+        .map_err(|_| StatusCode::BAD_REQUEST)
 }
 
 #[tokio::main]
