@@ -18,8 +18,10 @@
 #                                       # own baseline: single runs on a
 #                                       # shared VM spread by ±10 points
 #
-# Prints a Markdown table: requests/s, p50, p99, ratio to the baseline, RSS
-# before/after, and for the hot-media row the compare-and-set retries and a
+# Prints a Markdown table: requests/s, p50, p99, ratio to the baseline, CPU
+# time per request (the server's, and the whole machine's: the load
+# generator shares the cores, so a slower server also makes every request
+# cost wrk and the kernel more), RSS before/after, and for the hot-media row the compare-and-set retries and a
 # loss check (events acknowledged with 200 vs raw events in the store).
 # After the redb row, scripts/bench/fsync-probe.py measures the disk's own
 # fdatasync tail (a group commit's worth of random pages), which bounds
@@ -49,6 +51,11 @@ trap cleanup EXIT
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+# CPU time in clock ticks: one process (user + system), and the whole
+# machine's busy time (every state but idle and iowait).
+TICKS=$(getconf CLK_TCK)
+proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+machine_cpu() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
 wait_port() { for _ in $(seq 1 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.025; done; echo "port $1 never opened" >&2; return 1; }
 
 REDIS_PORT=$(free_port)
@@ -60,8 +67,8 @@ until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
 BASE_RPS=""
 echo "wrk: ${THREADS} threads, ${CONNS} connections, ${SECONDS_PER_RUN} s per row; $(nproc) cores"
 echo
-echo "| server | req/s | p50 ms | p99 ms | vs bare | RSS idle → after | notes |"
-echo "|---|---|---|---|---|---|---|"
+echo "| server | req/s | p50 ms | p99 ms | vs bare | server CPU µs/req | machine CPU µs/req | RSS idle → after | notes |"
+echo "|---|---|---|---|---|---|---|---|---|"
 
 run_row() { # name script cmd... (env set by caller)
   local name=$1 script=$2; shift 2
@@ -70,7 +77,9 @@ run_row() { # name script cmd... (env set by caller)
   local pid=$!; PIDS+=("$pid")
   wait_port "$port"
   local idle; idle=$(rss_kb "$pid")
+  local proc_before machine_before; proc_before=$(proc_cpu "$pid"); machine_before=$(machine_cpu)
   local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECONDS_PER_RUN}s" --timeout 5s -s "$script" "http://127.0.0.1:$port/" | grep '^RESULT')
+  local proc_after machine_after; proc_after=$(proc_cpu "$pid"); machine_after=$(machine_cpu)
   local after; after=$(rss_kb "$pid")
   local rps p50 p99 requests errors
   rps=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$out"); p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$out")
@@ -79,6 +88,11 @@ run_row() { # name script cmd... (env set by caller)
   [ -z "$BASE_RPS" ] && BASE_RPS=$rps
   local ratio; ratio=$(python3 -c "print(f'{$rps/$BASE_RPS*100:.0f} %')")
   LAST_RATIO=$(python3 -c "print($rps/$BASE_RPS*100)")
+  # CPU time per request answered: the server's own (user + system), and
+  # the whole machine's (server, wrk and the kernel's loopback work).
+  local server_us machine_us
+  server_us=$(python3 -c "print(f'{($proc_after - $proc_before) / $TICKS / max($requests, 1) * 1e6:.1f}')")
+  machine_us=$(python3 -c "print(f'{($machine_after - $machine_before) / $TICKS / max($requests, 1) * 1e6:.1f}')")
   local notes="$requests requests, $errors errors"
   if [ -n "${HOT_PREFIX:-}" ]; then
     local retries stored
@@ -86,7 +100,7 @@ run_row() { # name script cmd... (env set by caller)
     stored=$(redis-cli -p "$REDIS_PORT" --scan --pattern "${HOT_PREFIX}*:d:event/*" | wc -l)
     notes="$notes, $retries CAS retries, $((requests - errors)) acknowledged / $stored stored"
   fi
-  echo "| $name | $rps | $p50 | $p99 | $ratio | $((idle / 1024)) → $((after / 1024)) MiB | $notes |"
+  echo "| $name | $rps | $p50 | $p99 | $ratio | $server_us | $machine_us | $((idle / 1024)) → $((after / 1024)) MiB | $notes |"
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
