@@ -19,10 +19,12 @@
 #                                       # shared VM spread by ±10 points
 #
 # Prints a Markdown table: requests/s, p50, p99, ratio to the baseline, CPU
-# time per request (the server's, and the whole machine's: the load
-# generator shares the cores, so a slower server also makes every request
-# cost wrk and the kernel more), RSS before/after, and for the hot-media row the compare-and-set retries and a
-# loss check (events acknowledged with 200 vs raw events in the store).
+# time per request (the server's own, and the whole machine's — server,
+# wrk, Redis and the kernel: the load generator shares the cores, so a
+# slower server also makes every request cost wrk and the kernel more),
+# RSS before/after, and for the hot-media row the compare-and-set retries
+# and a loss check (events acknowledged with 200 vs raw events in the
+# store).
 # After the redb row, scripts/bench/fsync-probe.py measures the disk's own
 # fdatasync tail (a group commit's worth of random pages), which bounds
 # what redb's p99 can be on this machine.
@@ -89,7 +91,7 @@ run_row() { # name script cmd... (env set by caller)
   local ratio; ratio=$(python3 -c "print(f'{$rps/$BASE_RPS*100:.0f} %')")
   LAST_RATIO=$(python3 -c "print($rps/$BASE_RPS*100)")
   # CPU time per request answered: the server's own (user + system), and
-  # the whole machine's (server, wrk and the kernel's loopback work).
+  # the whole machine's (server, wrk, Redis and the kernel's loopback work).
   local server_us machine_us
   server_us=$(python3 -c "print(f'{($proc_after - $proc_before) / $TICKS / max($requests, 1) * 1e6:.1f}')")
   machine_us=$(python3 -c "print(f'{($machine_after - $machine_before) / $TICKS / max($requests, 1) * 1e6:.1f}')")
