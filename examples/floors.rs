@@ -20,7 +20,7 @@ use ims_callback::store::{CasOutcome, Store, StoreError, Version, Versioned};
 use std::net::SocketAddr;
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: ims_callback::alloc::MiMalloc = ims_callback::alloc::MiMalloc;
 
 /// A store that keeps nothing: every read misses, every write succeeds.
 struct Discard;

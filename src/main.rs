@@ -10,4 +10,4 @@ fn main() -> ExitCode {
 }
 
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: ims_callback::alloc::MiMalloc = ims_callback::alloc::MiMalloc;
