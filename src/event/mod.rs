@@ -16,7 +16,7 @@ pub use catalogue::{Body, Classification, Entry, Family, Kind, classify};
 pub use types::{Id, Num, Status, StatusClass, Timestamp};
 
 use crate::validate::{Problem, Reason};
-use field::{Ctx, FromJson, take};
+use field::{Ctx, FromJson, Members, take};
 use serde::{Serialize, Serializer, ser::SerializeMap};
 use serde_json::{Map, Value};
 
@@ -100,7 +100,7 @@ impl Event {
     /// Validates an already-parsed JSON value.
     pub fn from_value(value: Value) -> Result<Event, Rejection> {
         let mut ctx = Ctx::new();
-        let Value::Object(mut map) = value else {
+        let Value::Object(map) = value else {
             ctx.problem(Reason::NotAnObject {
                 found: Reason::type_name(&value),
             });
@@ -109,6 +109,7 @@ impl Event {
                 problems: ctx.into_problems(),
             });
         };
+        let mut map = field::members(map);
 
         let event_type = take::<String>(&mut map, &["EventType"], &mut ctx);
         let event_type = match event_type {
@@ -127,7 +128,7 @@ impl Event {
 
         let classification = event_type.as_deref().map(classify);
         let body = match classification {
-            Some(Classification::Known(entry)) => match map.remove("MessageBody") {
+            Some(Classification::Known(entry)) => match remove(&mut map, "MessageBody") {
                 Some(v) if !v.is_null() => ctx.at("MessageBody", |c| Body::parse(entry.kind, v, c)),
                 _ => {
                     ctx.at("MessageBody", |c| c.problem(Reason::Missing));
@@ -135,7 +136,7 @@ impl Event {
                 }
             },
             // Unknown types are accepted with whatever body they carry.
-            Some(Classification::Unknown) => Some(Body::Unknown(map.remove("MessageBody"))),
+            Some(Classification::Unknown) => Some(Body::Unknown(remove(&mut map, "MessageBody"))),
             None => None,
         };
 
@@ -148,7 +149,7 @@ impl Event {
                     user_id,
                     event_time,
                     body,
-                    extra: map,
+                    extra: field::rest(map),
                 })
             }
             (event_type, ..) => Err(Rejection {
@@ -174,11 +175,13 @@ impl Event {
     }
 }
 
-fn required<T: FromJson>(
-    map: &mut Map<String, Value>,
-    name: &'static str,
-    ctx: &mut Ctx,
-) -> Option<T> {
+/// Removes the member `name`, whatever its value (`null` included).
+fn remove(members: &mut Members, name: &str) -> Option<Value> {
+    let at = members.iter().position(|(key, _)| key == name)?;
+    Some(members.swap_remove(at).1)
+}
+
+fn required<T: FromJson>(map: &mut Members, name: &'static str, ctx: &mut Ctx) -> Option<T> {
     match take::<T>(map, &[name], ctx) {
         None => {
             ctx.at(name, |c| c.problem(Reason::Missing));
