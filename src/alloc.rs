@@ -32,6 +32,28 @@ fn plain(align: usize, size: usize) -> bool {
     align <= MIN_ALIGN && align <= size
 }
 
+/// A block from `plain_call` when a plain block is aligned enough for
+/// `layout`, else from `aligned_call` (the same allocation, aligned).
+///
+/// # Safety
+/// `layout.align()` must be a power of two (as every `Layout`'s is).
+#[inline(always)]
+unsafe fn allocate(
+    layout: Layout,
+    plain_call: unsafe extern "C" fn(usize) -> *mut c_void,
+    aligned_call: unsafe extern "C" fn(usize, usize) -> *mut c_void,
+) -> *mut u8 {
+    // SAFETY: plain FFI calls into mimalloc with a size and a power-of-two
+    // alignment.
+    unsafe {
+        if plain(layout.align(), layout.size()) {
+            plain_call(layout.size()).cast()
+        } else {
+            aligned_call(layout.size(), layout.align()).cast()
+        }
+    }
+}
+
 // SAFETY: every path hands the request to mimalloc, whose blocks meet the
 // layout's alignment (plain blocks by the `plain` rule, the rest by the
 // aligned calls) and are freed by `mi_free`, which takes blocks from
@@ -39,26 +61,14 @@ fn plain(align: usize, size: usize) -> bool {
 unsafe impl GlobalAlloc for MiMalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: plain FFI calls; `layout.align()` is a power of two.
-        unsafe {
-            if plain(layout.align(), layout.size()) {
-                mi::mi_malloc(layout.size()).cast()
-            } else {
-                mi::mi_malloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        // SAFETY: `layout.align()` is a power of two.
+        unsafe { allocate(layout, mi::mi_malloc, mi::mi_malloc_aligned) }
     }
 
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         // SAFETY: as in `alloc`.
-        unsafe {
-            if plain(layout.align(), layout.size()) {
-                mi::mi_zalloc(layout.size()).cast()
-            } else {
-                mi::mi_zalloc_aligned(layout.size(), layout.align()).cast()
-            }
-        }
+        unsafe { allocate(layout, mi::mi_zalloc, mi::mi_zalloc_aligned) }
     }
 
     #[inline]
