@@ -92,6 +92,13 @@ pub fn rest(members: Members) -> Map<String, Value> {
     members.into_iter().collect()
 }
 
+/// Removes the member `name`, whatever its value (`null` included).
+pub fn remove(members: &mut Members, name: &str) -> Option<Value> {
+    let at = members.iter().position(|(key, _)| key == name)?;
+    // Order is restored by `rest`, which sorts what is left.
+    Some(members.swap_remove(at).1)
+}
+
 /// Removes the first of `names` present in `members` and converts it.
 ///
 /// Returns `None` when absent (or `null`, which IMS uses for "not set"),
@@ -104,9 +111,7 @@ pub fn take<T: FromJson>(
     ctx: &mut Ctx,
 ) -> Option<Option<T>> {
     for &name in names {
-        if let Some(at) = members.iter().position(|(key, _)| key == name) {
-            // Order is restored by `rest`, which sorts what is left.
-            let (_, value) = members.swap_remove(at);
+        if let Some(value) = remove(members, name) {
             if value.is_null() {
                 return None;
             }
@@ -263,12 +268,12 @@ macro_rules! body {
                 value: serde_json::Value,
                 ctx: &mut $crate::event::field::Ctx,
             ) -> Option<Self> {
-                let mut map = $crate::event::field::members(
+                let mut members = $crate::event::field::members(
                     $crate::event::field::expect_object(value, ctx)?,
                 );
                 let mut ok = true;
                 $(
-                    let $field = $crate::event::field::take::<$ty>(&mut map, &[$json $(, $alias)*], ctx);
+                    let $field = $crate::event::field::take::<$ty>(&mut members, &[$json $(, $alias)*], ctx);
                     $crate::__body_field_finish!($rule $field $json ctx);
                     let $field: Option<$ty> = match $field {
                         None => None,
@@ -280,7 +285,7 @@ macro_rules! body {
                     return None;
                 }
                 $( $crate::__body_field_unwrap!($rule $field); )*
-                let body = $name { $($field,)* extra: $crate::event::field::rest(map) };
+                let body = $name { $($field,)* extra: $crate::event::field::rest(members) };
                 let before = ctx.problem_count();
                 $( $crate::__body_field_check!($rule body $field $json ctx); )*
                 (ctx.problem_count() == before).then_some(body)

@@ -22,12 +22,13 @@ pub(crate) fn from_slice(bytes: &[u8], duplicate: &DuplicateSlot) -> serde_json:
     // request's instructions). A body that is not UTF-8 is read as bytes,
     // so that the error says where the bad byte is, as it always did.
     match std::str::from_utf8(bytes) {
-        Ok(text) => parse(serde_json::Deserializer::from_str(text), duplicate),
-        Err(_) => parse(serde_json::Deserializer::from_slice(bytes), duplicate),
+        Ok(text) => read_document(serde_json::Deserializer::from_str(text), duplicate),
+        Err(_) => read_document(serde_json::Deserializer::from_slice(bytes), duplicate),
     }
 }
 
-fn parse<'de, R: serde_json::de::Read<'de>>(
+/// One strict document from `de`, to its end.
+fn read_document<'de, R: serde_json::de::Read<'de>>(
     mut de: serde_json::Deserializer<R>,
     duplicate: &DuplicateSlot,
 ) -> serde_json::Result<Value> {

@@ -16,7 +16,7 @@ pub use catalogue::{Body, Classification, Entry, Family, Kind, classify};
 pub use types::{Id, Num, Status, StatusClass, Timestamp};
 
 use crate::validate::{Problem, Reason};
-use field::{Ctx, FromJson, Members, take};
+use field::{Ctx, FromJson, Members, remove, take};
 use serde::{Serialize, Serializer, ser::SerializeMap};
 use serde_json::{Map, Value};
 
@@ -109,9 +109,9 @@ impl Event {
                 problems: ctx.into_problems(),
             });
         };
-        let mut map = field::members(map);
+        let mut members = field::members(map);
 
-        let event_type = take::<String>(&mut map, &["EventType"], &mut ctx);
+        let event_type = take::<String>(&mut members, &["EventType"], &mut ctx);
         let event_type = match event_type {
             None => {
                 ctx.at("EventType", |c| c.problem(Reason::Missing));
@@ -123,12 +123,12 @@ impl Event {
             }
             Some(t) => t,
         };
-        let user_id = required::<Num<u64>>(&mut map, "UserId", &mut ctx);
-        let event_time = required::<Timestamp>(&mut map, "EventTime", &mut ctx);
+        let user_id = required::<Num<u64>>(&mut members, "UserId", &mut ctx);
+        let event_time = required::<Timestamp>(&mut members, "EventTime", &mut ctx);
 
         let classification = event_type.as_deref().map(classify);
         let body = match classification {
-            Some(Classification::Known(entry)) => match remove(&mut map, "MessageBody") {
+            Some(Classification::Known(entry)) => match remove(&mut members, "MessageBody") {
                 Some(v) if !v.is_null() => ctx.at("MessageBody", |c| Body::parse(entry.kind, v, c)),
                 _ => {
                     ctx.at("MessageBody", |c| c.problem(Reason::Missing));
@@ -136,7 +136,9 @@ impl Event {
                 }
             },
             // Unknown types are accepted with whatever body they carry.
-            Some(Classification::Unknown) => Some(Body::Unknown(remove(&mut map, "MessageBody"))),
+            Some(Classification::Unknown) => {
+                Some(Body::Unknown(remove(&mut members, "MessageBody")))
+            }
             None => None,
         };
 
@@ -149,7 +151,7 @@ impl Event {
                     user_id,
                     event_time,
                     body,
-                    extra: field::rest(map),
+                    extra: field::rest(members),
                 })
             }
             (event_type, ..) => Err(Rejection {
@@ -175,14 +177,8 @@ impl Event {
     }
 }
 
-/// Removes the member `name`, whatever its value (`null` included).
-fn remove(members: &mut Members, name: &str) -> Option<Value> {
-    let at = members.iter().position(|(key, _)| key == name)?;
-    Some(members.swap_remove(at).1)
-}
-
-fn required<T: FromJson>(map: &mut Members, name: &'static str, ctx: &mut Ctx) -> Option<T> {
-    match take::<T>(map, &[name], ctx) {
+fn required<T: FromJson>(members: &mut Members, name: &'static str, ctx: &mut Ctx) -> Option<T> {
+    match take::<T>(members, &[name], ctx) {
         None => {
             ctx.at(name, |c| c.problem(Reason::Missing));
             None
