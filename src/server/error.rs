@@ -41,6 +41,11 @@ pub enum AppError {
 
 impl IntoResponse for AppError {
     fn into_response(self) -> Response {
+        // The callback routes log their own failures (one line per event);
+        // a store that fails the health check or a read is logged here.
+        if let AppError::Unavailable(detail) = &self {
+            tracing::error!(detail = detail.as_str(), "store unavailable");
+        }
         let (status, body): (StatusCode, Value) = match &self {
             AppError::Ingest(e) => (
                 StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),

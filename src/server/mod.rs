@@ -29,7 +29,6 @@ use hyper_util::service::TowerToHyperService;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
@@ -203,21 +202,26 @@ async fn accept_error(e: std::io::Error) {
 }
 
 fn router(state: AppState) -> Router {
-    Router::new()
+    let router = Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/initialize", post(routes::initialize))
         .route("/pre-stop", get(routes::pre_stop))
         .route("/invoke", post(routes::invoke))
         .route("/v1/resources/{kind}/{id}", get(routes::resource))
         .route("/v1/events/{fingerprint}", get(routes::event))
-        .fallback(routes::fallback)
-        .layer(
-            ServiceBuilder::new()
-                // A bug must never take the process down or hang a client.
-                .layer(CatchPanicLayer::new())
-                .layer(TraceLayer::new_for_http()),
-        )
-        .with_state(state)
+        .fallback(routes::fallback);
+    // A span and a line per request, only when asked for
+    // (`RUST_LOG=tower_http=debug`): with nothing to write it still cost
+    // ~0.5 µs of CPU and ~4 % of throughput per request. Failures are
+    // logged without it: each callback's own line, and `AppError` for a
+    // store that fails a read.
+    let router = if tracing::enabled!(target: "tower_http::trace", tracing::Level::DEBUG) {
+        router.layer(TraceLayer::new_for_http())
+    } else {
+        router
+    };
+    // A bug must never take the process down or hang a client.
+    router.layer(CatchPanicLayer::new()).with_state(state)
 }
 
 async fn shutdown_signal() {

@@ -301,7 +301,10 @@ pub async fn resource(
         Ok(Some(state)) => Ok(Json(state.view())),
         Ok(None) => Err(AppError::NotFound),
         Err(e) if e.is_retryable() => Err(AppError::Unavailable(e.to_string())),
-        Err(e) => Err(AppError::Ingest(IngestError::Internal(e.to_string()))),
+        Err(e) => {
+            tracing::error!(key = key.as_str(), error = %e, "stored state unreadable");
+            Err(AppError::Ingest(IngestError::Internal(e.to_string())))
+        }
     }
 }
 
