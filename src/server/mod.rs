@@ -13,6 +13,7 @@
 //! `IMS_MAX_BODY` and the request deadline in the handlers.
 
 mod error;
+mod idle;
 mod routes;
 
 pub use error::AppError;
@@ -34,9 +35,10 @@ use tower_http::trace::TraceLayer;
 
 /// How long a client may take to send the request line and headers, from
 /// the moment the server is ready to read them: a connection that has not
-/// sent a complete head by then is closed (slow-header "slowloris"
-/// clients, and idle keep-alive connections). IMS sends its headers at
-/// once and waits only 3 s for the answer, so this is generous.
+/// sent a complete head by then is closed, within a quarter of this more
+/// (slow-header "slowloris" clients, and idle keep-alive connections; see
+/// `idle`). IMS sends its headers at once and waits only 3 s for the
+/// answer, so this is generous.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest request head (request line and headers), in bytes; larger
@@ -153,7 +155,8 @@ impl Application {
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            // Enforced per connection by `idle`, not per request.
+            .header_read_timeout(None)
             .max_header_size(MAX_HEADER_BYTES)
             .max_headers(MAX_HEADERS);
         let graceful = GracefulShutdown::new();
@@ -170,12 +173,31 @@ impl Application {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(self.router.clone());
+            let activity = Arc::new(idle::Activity::default());
+            let service =
+                TowerToHyperService::new(tower::util::MapFuture::new(self.router.clone(), {
+                    let activity = Arc::clone(&activity);
+                    move |answer: axum::routing::future::RouteFuture<std::convert::Infallible>| {
+                        let in_flight = activity.start();
+                        async move {
+                            let answer = answer.await;
+                            drop(in_flight);
+                            answer
+                        }
+                    }
+                }));
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {
-                if let Err(e) = connection.await {
-                    // A client that went away, sent garbage, or timed out.
-                    tracing::debug!(error = %e, "connection closed with an error");
+                tokio::select! {
+                    biased;
+                    closed = connection => if let Err(e) = closed {
+                        // A client that went away, sent garbage, or timed out.
+                        tracing::debug!(error = %e, "connection closed with an error");
+                    },
+                    // Dropping the connection closes it.
+                    () = activity.idle_for(HEADER_READ_TIMEOUT) => {
+                        tracing::debug!("closed a connection that sent no request head in time");
+                    }
                 }
             });
         }
