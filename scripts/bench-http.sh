@@ -38,7 +38,11 @@ if ! command -v wrk >/dev/null; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get install -y -qq wrk >/dev/null 2>&1 || { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq wrk; }
 fi
-cargo build --release --quiet --bin ims-callback --example bare --example floors
+# Two builds: built beside the examples, the server would take the
+# features of the dev-dependencies (tokio's test-util, whose paused-time
+# clock check sits on every timer call), and not be the binary users run.
+cargo build --release --quiet --bin ims-callback
+cargo build --release --quiet --example bare --example floors
 BIN=target/release/ims-callback
 BARE=target/release/examples/bare
 FLOORS=target/release/examples/floors
