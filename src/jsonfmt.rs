@@ -7,6 +7,28 @@
 
 use serde_json::Value;
 
+/// Lends `f` this thread's reusable byte buffer, empty: the canonical form
+/// of an event and the log line are built without a fresh allocation each.
+/// A call made while the buffer is lent (a value that logs while a line is
+/// written) gets a buffer of its own. A buffer that grew past 64 KiB is not
+/// kept, so a rare huge event does not hold memory for the thread's life.
+pub fn with_scratch<R>(f: impl FnOnce(&mut Vec<u8>) -> R) -> R {
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            let result = f(&mut buf);
+            if buf.capacity() > 64 * 1024 {
+                *buf = Vec::new();
+            }
+            result
+        }
+        Err(_) => f(&mut Vec::new()),
+    })
+}
+
 /// True when `s` holds a byte JSON requires escaping (`"`, `\` or a
 /// control character below U+0020); serde_json escapes exactly these
 /// bytes. A plain branch-free pass: eight-byte bit tricks and sixteen-byte

@@ -133,29 +133,13 @@ where
     W: for<'w> MakeWriter<'w> + 'static,
 {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
-        thread_local! {
-            static LINE: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        let write = |line: &mut Vec<u8>| {
-            line.clear();
+        crate::jsonfmt::with_scratch(|line| {
             format_line(line, event);
             // Nowhere to report a failure to write a log line.
             let _ = self
                 .make_writer
                 .make_writer_for(event.metadata())
                 .write_all(line);
-        };
-        LINE.with(|cell| match cell.try_borrow_mut() {
-            Ok(mut line) => {
-                write(&mut line);
-                // Do not keep a rare huge line's buffer for the thread's life.
-                if line.capacity() > 64 * 1024 {
-                    *line = Vec::new();
-                }
-            }
-            // An event logged while this thread writes one (a writer that
-            // logs): a buffer of its own.
-            Err(_) => write(&mut Vec::new()),
         });
     }
 }

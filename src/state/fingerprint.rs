@@ -23,19 +23,9 @@ impl Fingerprint {
         // the writer emits a token at a time, and feeding those to the
         // hasher one by one cost more than the buffer. `jsonfmt` writes
         // what serde_json would, copying unescaped strings whole.
-        thread_local! {
-            static CANONICAL: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
-        }
-        CANONICAL.with(|buf| {
-            let mut buf = buf.borrow_mut();
-            buf.clear();
-            crate::jsonfmt::write_value(&mut buf, value);
-            let fingerprint = Fingerprint::from_digest(&Sha256::digest(&buf[..]));
-            // Do not keep a rare huge event's buffer for the thread's life.
-            if buf.capacity() > 64 * 1024 {
-                *buf = Vec::new();
-            }
-            fingerprint
+        crate::jsonfmt::with_scratch(|buf| {
+            crate::jsonfmt::write_value(buf, value);
+            Fingerprint::from_digest(&Sha256::digest(&buf[..]))
         })
     }
 
