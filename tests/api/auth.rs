@@ -41,7 +41,9 @@ async fn unsigned_wrong_key_stale_and_future_are_401() {
     );
     // Offsets from the clock read just before each request, so a slow
     // machine cannot move `+ 301` into the server's window; the future
-    // side allows 5 s for the request to arrive.
+    // side allows 5 s for the request to arrive. The exact ±301 s
+    // boundary is pinned on a fixed clock by the unit tests in
+    // src/ingest/auth.rs.
     for (key, offset) in [
         ("not-a-key", 0),
         ("old-auth-key", -301),

@@ -139,7 +139,9 @@ async fn no_secret_reaches_logs_or_error_bodies_and_stale_signatures_are_refused
     // Offsets from the clock read just before each request: on a busy
     // machine the calls above can take seconds, and `now + 301` would
     // then be inside the window of the server's later clock. The future
-    // side allows 5 s for the request to arrive.
+    // side allows 5 s for the request to arrive. The exact ±301 s
+    // boundary is pinned on a fixed clock by the unit tests in
+    // src/ingest/auth.rs.
     for offset in [-301, -3600, 305] {
         let ts = unix_now() + offset;
         let replay = signed(&client, &url, OLD_KEY, ts, body.clone());
