@@ -1,6 +1,6 @@
 //! The Function Compute custom-runtime HTTP server (axum on tokio).
 //!
-//! [`Application::build`] opens the store and binds the listener (so a
+//! [`Application::build`] binds the listener and opens the store (so a
 //! test can bind port 0 and read the port back); [`Application::run`]
 //! serves until SIGTERM/SIGINT, then stops accepting and finishes the
 //! requests in flight.
@@ -99,8 +99,17 @@ pub struct Application {
 }
 
 impl Application {
-    /// Opens the store named in `settings` and binds the listener.
+    /// Binds the listener, then opens the store named in `settings`.
+    ///
+    /// Bound first so that the port is open while the store opens (a redb
+    /// file's first fsync, a Redis connection): connections made meanwhile
+    /// wait in the kernel's backlog and are served once the store is
+    /// ready, so a platform probing the port (Function Compute waits for it
+    /// before it forwards the first request) overlaps its own work with the
+    /// store's. If the store cannot be opened, the process exits with the
+    /// error and those connections are reset, as before.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
+        let listener = bind(settings.listen).await?;
         let store =
             AnyStore::open(&settings.store)
                 .await
@@ -108,18 +117,16 @@ impl Application {
                     store: redact_url(&settings.store),
                     source,
                 })?;
-        Self::with_store(settings, store).await
+        Ok(Self::assemble(listener, settings, store))
     }
 
     /// Binds the listener over an already opened store.
     pub async fn with_store(settings: Settings, store: AnyStore) -> Result<Self, StartupError> {
-        let listener =
-            TcpListener::bind(settings.listen)
-                .await
-                .map_err(|source| StartupError::Bind {
-                    addr: settings.listen,
-                    source,
-                })?;
+        let listener = bind(settings.listen).await?;
+        Ok(Self::assemble(listener, settings, store))
+    }
+
+    fn assemble(listener: TcpListener, settings: Settings, store: AnyStore) -> Self {
         if settings.auth.is_none() {
             tracing::warn!("IMS_CALLBACK_AUTH_KEYS is not set: unsigned callbacks are accepted");
         }
@@ -130,10 +137,10 @@ impl Application {
             deadline: settings.deadline,
             query_token: settings.query_token,
         }));
-        Ok(Application {
+        Application {
             listener,
             router: router(state),
-        })
+        }
     }
 
     /// The bound port.
@@ -206,6 +213,12 @@ impl Application {
         tracing::info!("all connections closed");
         Ok(())
     }
+}
+
+async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartupError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr, source })
 }
 
 /// An accept error is about one connection (reset before it was accepted)
