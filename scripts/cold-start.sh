@@ -16,7 +16,8 @@ BARE=target/release/examples/bare
 WORK=$(mktemp -d)
 REDIS_PID=""
 cleanup() {
-  [ -n "$REDIS_PID" ] && kill "$REDIS_PID" 2>/dev/null || true
+  # Wait for Redis to exit: it may still be writing into $WORK.
+  [ -n "$REDIS_PID" ] && { kill "$REDIS_PID" 2>/dev/null; wait "$REDIS_PID" 2>/dev/null; } || true
   rm -rf "$WORK"
 }
 trap cleanup EXIT
