@@ -102,12 +102,13 @@ impl Application {
     /// Binds the listener, then opens the store named in `settings`.
     ///
     /// Bound first so that the port is open while the store opens (a redb
-    /// file's first fsync, a Redis connection): connections made meanwhile
-    /// wait in the kernel's backlog and are served once the store is
-    /// ready, so a platform probing the port (Function Compute waits for it
-    /// before it forwards the first request) overlaps its own work with the
-    /// store's. If the store cannot be opened, the process exits with the
-    /// error and those connections are reset, as before.
+    /// file writes and fsyncs its header; Redis connects lazily, on first
+    /// use): connections made meanwhile wait in the kernel's backlog and
+    /// are served once the store is ready, so a platform probing the port
+    /// (Function Compute waits for it before it forwards the first
+    /// request) overlaps its own work with the store's. If the store
+    /// cannot be opened, this returns the error and dropping the listener
+    /// resets those connections.
     pub async fn build(settings: Settings) -> Result<Self, StartupError> {
         let listener = bind(settings.listen).await?;
         let store =

@@ -103,7 +103,7 @@ mod tests {
         assert_eq!(Fingerprint::parse(fp.as_str()), Some(fp));
         // A million 'a's (FIPS 180-2): many blocks, the same digest.
         assert_eq!(
-            Fingerprint::of_bytes(&[b'a'; 1_000_000]).as_str(),
+            Fingerprint::of_bytes(&vec![b'a'; 1_000_000]).as_str(),
             "cdc76e5c9914fb9281a1c7e284d73e67"
         );
         assert_eq!(Fingerprint::parse("xyz"), None);
