@@ -27,6 +27,21 @@ pub(crate) fn from_slice(bytes: &[u8], duplicate: &DuplicateSlot) -> serde_json:
     }
 }
 
+/// Parses JSON held inside a string field (`TaskInput`, `MediaContent`,
+/// an AI job's `Input`) as strictly as the document itself: a repeated key
+/// is refused there too, since which of two `MediaId`s IMS meant cannot be
+/// known. The error says what and where: serde_json's line and column, and
+/// for a repeated key its JSON pointer within the string.
+pub(crate) fn parse_embedded(text: &str) -> Result<Value, String> {
+    let duplicate = DuplicateSlot::default();
+    read_document(serde_json::Deserializer::from_str(text), &duplicate).map_err(|e| match duplicate
+        .into_inner()
+    {
+        Some(pointer) => format!("{e} (at {pointer} within the string)"),
+        None => e.to_string(),
+    })
+}
+
 /// One strict document from `de`, to its end.
 fn read_document<'de, R: serde_json::de::Read<'de>>(
     mut de: serde_json::Deserializer<R>,
@@ -238,6 +253,21 @@ mod tests {
         let (result, dup) = parse(r#"{"a":1,"a":1}"#);
         assert!(result.is_err());
         assert_eq!(dup.as_deref(), Some("/a"));
+    }
+
+    #[test]
+    fn embedded_json_is_as_strict_as_the_document() {
+        assert_eq!(
+            parse_embedded(r#"{"a":[1,{"b":null}]}"#).unwrap(),
+            serde_json::json!({"a": [1, {"b": null}]})
+        );
+        let e = parse_embedded("{\"Media\":{\"MediaId\":\"a\",\n\"MediaId\":\"b\"}}").unwrap_err();
+        assert_eq!(
+            e,
+            "duplicate key `MediaId` at line 2 column 9 (at /Media/MediaId within the string)"
+        );
+        let e = parse_embedded("{\"a\":1,}").unwrap_err();
+        assert_eq!(e, "trailing comma at line 1 column 8");
     }
 
     #[test]

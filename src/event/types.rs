@@ -406,7 +406,9 @@ fn decode_json_string(s: &str) -> Option<Value> {
     if !matches!(first, b'{' | b'[' | b'"') {
         return None;
     }
-    serde_json::from_str(s).ok()
+    // Strict, as everywhere: text with a repeated key stays text rather
+    // than silently losing one of the values.
+    super::json::parse_embedded(s).ok()
 }
 
 impl FromJson for JsonText {
@@ -505,15 +507,13 @@ pub struct Embedded<T> {
 impl<T: FromJson> FromJson for Embedded<T> {
     fn from_json(value: Value, ctx: &mut Ctx) -> Option<Self> {
         match value {
-            Value::String(raw) => match serde_json::from_str::<Value>(&raw) {
+            Value::String(raw) => match super::json::parse_embedded(&raw) {
                 Ok(inner) => T::from_json(inner, ctx).map(|value| Embedded {
                     raw: Some(raw),
                     value,
                 }),
-                Err(e) => {
-                    ctx.problem(Reason::EmbeddedJson {
-                        message: e.to_string(),
-                    });
+                Err(message) => {
+                    ctx.problem(Reason::EmbeddedJson { message });
                     None
                 }
             },
@@ -748,5 +748,23 @@ mod tests {
             read::<Embedded<TaskInput>>(json!("{oops")).unwrap_err()[0].reason,
             Reason::EmbeddedJson { .. }
         ));
+        // Which of two `Media` was meant cannot be known: refused, as in
+        // the document itself, naming the key and where it is.
+        let twice = json!("{\"Type\":\"Media\",\"Media\":\"m1\",\"Media\":\"m2\"}");
+        assert_eq!(
+            read::<Embedded<TaskInput>>(twice).unwrap_err()[0].reason,
+            Reason::EmbeddedJson {
+                message: "duplicate key `Media` at line 1 column 36 (at /Media within the string)"
+                    .into()
+            }
+        );
+    }
+
+    #[test]
+    fn json_text_with_a_repeated_key_stays_text() {
+        let raw = "{\"a\":1,\"a\":2}";
+        let t: JsonText = read(json!(raw)).unwrap();
+        assert_eq!(t, JsonText::Text(raw.into()));
+        assert_eq!(serde_json::to_value(&t).unwrap(), json!(raw));
     }
 }

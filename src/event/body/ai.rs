@@ -64,12 +64,10 @@ impl FromJson for MediaRef {
     fn from_json(value: Value, ctx: &mut Ctx) -> Option<Self> {
         let decoded = match &value {
             Value::String(s) if s.trim_start().starts_with('{') => {
-                match serde_json::from_str::<Value>(s) {
+                match crate::event::json::parse_embedded(s) {
                     Ok(inner) => inner,
-                    Err(e) => {
-                        ctx.problem(Reason::EmbeddedJson {
-                            message: e.to_string(),
-                        });
+                    Err(message) => {
+                        ctx.problem(Reason::EmbeddedJson { message });
                         return None;
                     }
                 }
