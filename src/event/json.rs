@@ -37,7 +37,7 @@ pub(crate) fn parse_embedded(text: &str) -> Result<Value, String> {
     read_document(serde_json::Deserializer::from_str(text), &duplicate).map_err(|e| match duplicate
         .into_inner()
     {
-        Some(pointer) => format!("{e} (at {pointer} within the string)"),
+        Some(pointer) => format!("{e}, path {pointer} within the string"),
         None => e.to_string(),
     })
 }
@@ -264,7 +264,7 @@ mod tests {
         let e = parse_embedded("{\"Media\":{\"MediaId\":\"a\",\n\"MediaId\":\"b\"}}").unwrap_err();
         assert_eq!(
             e,
-            "duplicate key `MediaId` at line 2 column 9 (at /Media/MediaId within the string)"
+            "duplicate key `MediaId` at line 2 column 9, path /Media/MediaId within the string"
         );
         let e = parse_embedded("{\"a\":1,}").unwrap_err();
         assert_eq!(e, "trailing comma at line 1 column 8");

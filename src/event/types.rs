@@ -754,7 +754,7 @@ mod tests {
         assert_eq!(
             read::<Embedded<TaskInput>>(twice).unwrap_err()[0].reason,
             Reason::EmbeddedJson {
-                message: "duplicate key `Media` at line 1 column 36 (at /Media within the string)"
+                message: "duplicate key `Media` at line 1 column 36, path /Media within the string"
                     .into()
             }
         );
