@@ -15,7 +15,7 @@
 //! Calls complete without waiting on anything, so this backend has no
 //! timeout: there is nothing that could be slow.
 
-use std::collections::HashMap;
+use hashbrown::HashTable;
 use std::fmt;
 use std::hash::BuildHasher;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -34,8 +34,21 @@ const SHARD_BITS: u32 = 10;
 
 /// Keys are hashed with foldhash, several times faster than std's SipHash
 /// on short keys; its per-process random seed keeps it resistant to
-/// crafted-collision floods, which is all a test store needs.
-type Shard = HashMap<Box<str>, (Version, Arc<[u8]>), foldhash::fast::RandomState>;
+/// crafted-collision floods, which is all a test store needs. One hash per
+/// call picks the shard (bits below the top seven, which the table keeps
+/// as each slot's tag) and the slot within it.
+type Shard = HashTable<Entry>;
+
+/// A stored key. Its hash is kept beside it, so a table that doubles
+/// moves its entries without reading every key again (with millions of
+/// keys each such read is a cache miss), and a lookup reads a key only
+/// when the full hash already matched.
+struct Entry {
+    hash: u64,
+    key: Box<str>,
+    version: Version,
+    value: Arc<[u8]>,
+}
 
 /// The in-process backend. Clones share the same map.
 #[derive(Clone)]
@@ -82,17 +95,27 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn shard(&self, key: &str) -> MutexGuard<'_, Shard> {
-        // The shard index uses the hash's high bits; HashMap uses the low ones.
-        let hash = self.inner.hasher.hash_one(key);
-        lock(&self.inner.shards[(hash >> (64 - SHARD_BITS)) as usize])
+    fn hash(&self, key: &str) -> u64 {
+        self.inner.hasher.hash_one(key)
+    }
+
+    fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
+        // The SHARD_BITS bits just below the top seven: the table takes a
+        // slot's tag from the top seven bits (were they also the shard's,
+        // every key of a shard would share one tag) and the slot from the
+        // low bits.
+        lock(&self.inner.shards[(hash >> (64 - 7 - SHARD_BITS)) as usize & (SHARDS - 1)])
     }
 }
 
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         check_key(key)?;
-        let found = self.shard(key).get(key).cloned();
+        let hash = self.hash(key);
+        let found = self
+            .shard(hash)
+            .find(hash, |e| e.hash == hash && &*e.key == key)
+            .map(|e| (e.version, Arc::clone(&e.value)));
         Ok(found.map(|(version, value)| Versioned {
             version,
             value: value.to_vec(),
@@ -109,21 +132,34 @@ impl Store for MemoryStore {
         check_value(value)?;
         // Copy the bytes before taking the lock, to keep the critical section short.
         let value: Arc<[u8]> = Arc::from(value);
-        let mut shard = self.shard(key);
-        let current = shard.get_mut(key);
-        let current_version = current.as_ref().map(|(version, _)| *version);
+        let hash = self.hash(key);
+        let mut shard = self.shard(hash);
+        let current = shard.find_mut(hash, |e| e.hash == hash && &*e.key == key);
+        let current_version = current.as_ref().map(|e| e.version);
         if current_version != expected {
             return Ok(CasOutcome::Conflict {
                 current: current_version,
             });
         }
         let next = Version::new(current_version.map_or(1, |v| v.get() + 1));
-        match current {
-            Some(entry) => *entry = (next, value),
-            None => {
-                shard.insert(key.into(), (next, value));
+        // The replaced value is freed after the lock is released.
+        let _replaced = match current {
+            Some(entry) => {
+                entry.version = next;
+                Some(std::mem::replace(&mut entry.value, value))
             }
-        }
+            None => {
+                let entry = Entry {
+                    hash,
+                    key: key.into(),
+                    version: next,
+                    value,
+                };
+                shard.insert_unique(hash, entry, |e| e.hash);
+                None
+            }
+        };
+        drop(shard);
         Ok(CasOutcome::Written(next))
     }
 
@@ -140,8 +176,8 @@ impl Store for MemoryStore {
             page.extend(
                 lock(shard)
                     .iter()
-                    .filter(|(key, _)| key.starts_with(prefix) && &***key > after)
-                    .map(|(key, (version, value))| (key.to_string(), *version, Arc::clone(value))),
+                    .filter(|e| e.key.starts_with(prefix) && &*e.key > after)
+                    .map(|e| (e.key.to_string(), e.version, Arc::clone(&e.value))),
             );
         }
         page.sort_unstable_by(|a, b| a.0.cmp(&b.0));
@@ -162,5 +198,50 @@ impl Store for MemoryStore {
 
     async fn health(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Enough keys that every shard's table doubles several times: each
+    /// key must still be found through the hashes kept with the entries.
+    #[tokio::test]
+    async fn every_key_is_found_after_the_tables_grow() {
+        let store = MemoryStore::new();
+        let key = |i: u32| format!("media/{i:08}");
+        for i in 0..50_000 {
+            let written = store
+                .compare_and_set(&key(i), None, &i.to_le_bytes())
+                .await
+                .unwrap();
+            assert_eq!(written, CasOutcome::Written(Version::new(1)));
+        }
+        for i in (0..50_000).step_by(7) {
+            let found = store.get(&key(i)).await.unwrap().unwrap();
+            assert_eq!(
+                (found.version, &found.value[..]),
+                (Version::new(1), &i.to_le_bytes()[..])
+            );
+            // A second create conflicts; an update from the read version lands.
+            assert_eq!(
+                store.compare_and_set(&key(i), None, b"x").await.unwrap(),
+                CasOutcome::Conflict {
+                    current: Some(Version::new(1))
+                }
+            );
+            store
+                .compare_and_set(&key(i), Some(Version::new(1)), b"updated")
+                .await
+                .unwrap();
+            assert_eq!(store.get(&key(i)).await.unwrap().unwrap().value, b"updated");
+        }
+        assert_eq!(store.get("media/absent").await.unwrap(), None);
+        let page = store.list_prefix("media/0004", None, 100).await.unwrap();
+        let keys: Vec<_> = page.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(keys.len(), 100);
+        assert!(keys.is_sorted() && keys[0] == "media/00040000", "{keys:?}");
+        assert_eq!(format!("{store:?}"), "MemoryStore { keys: 50000 }");
     }
 }
