@@ -50,6 +50,17 @@ struct Entry {
     value: Arc<[u8]>,
 }
 
+impl Entry {
+    /// Whether this is `key` (whose hash is `hash`): the kept hash is
+    /// compared first, so another key's bytes are almost never read.
+    fn is(&self, hash: u64, key: &str) -> bool {
+        self.hash == hash && &*self.key == key
+    }
+}
+
+/// Bits at the top of a hash that the table keeps as a slot's tag.
+const TAG_BITS: u32 = 7;
+
 /// The in-process backend. Clones share the same map.
 #[derive(Clone)]
 pub struct MemoryStore {
@@ -100,11 +111,10 @@ impl MemoryStore {
     }
 
     fn shard(&self, hash: u64) -> MutexGuard<'_, Shard> {
-        // The SHARD_BITS bits just below the top seven: the table takes a
-        // slot's tag from the top seven bits (were they also the shard's,
-        // every key of a shard would share one tag) and the slot from the
-        // low bits.
-        lock(&self.inner.shards[(hash >> (64 - 7 - SHARD_BITS)) as usize & (SHARDS - 1)])
+        // The SHARD_BITS bits just below the tag: the table takes a slot's
+        // tag from the top TAG_BITS (were they also the shard's, every key
+        // of a shard would share one tag) and the slot from the low bits.
+        lock(&self.inner.shards[(hash >> (64 - TAG_BITS - SHARD_BITS)) as usize & (SHARDS - 1)])
     }
 }
 
@@ -114,7 +124,7 @@ impl Store for MemoryStore {
         let hash = self.hash(key);
         let found = self
             .shard(hash)
-            .find(hash, |e| e.hash == hash && &*e.key == key)
+            .find(hash, |e| e.is(hash, key))
             .map(|e| (e.version, Arc::clone(&e.value)));
         Ok(found.map(|(version, value)| Versioned {
             version,
@@ -134,7 +144,7 @@ impl Store for MemoryStore {
         let value: Arc<[u8]> = Arc::from(value);
         let hash = self.hash(key);
         let mut shard = self.shard(hash);
-        let current = shard.find_mut(hash, |e| e.hash == hash && &*e.key == key);
+        let current = shard.find_mut(hash, |e| e.is(hash, key));
         let current_version = current.as_ref().map(|e| e.version);
         if current_version != expected {
             return Ok(CasOutcome::Conflict {
