@@ -8,9 +8,10 @@
 //! (which, with hundreds of thousands of keys, was the store's main cost
 //! under load). Many small shards also keep each map's occasional doubling
 //! (a rehash under its lock) short. Listing is the rare operation: it scans
-//! the shards and sorts what matches. Values are kept as `Arc<[u8]>` so a
-//! listing clones pointers under the locks and copies bytes after
-//! releasing them.
+//! the shards and sorts what matches. Each entry's key and value share one
+//! allocation: a store that keeps every event grows by that much less per
+//! event, and under load its cost is that growth (fresh memory, cache misses
+//! in large tables), not the lookups.
 //!
 //! Calls complete without waiting on anything, so this backend has no
 //! timeout: there is nothing that could be slow.
@@ -39,22 +40,49 @@ const SHARD_BITS: u32 = 10;
 /// as each slot's tag) and the slot within it.
 type Shard = HashTable<Entry>;
 
-/// A stored key. Its hash is kept beside it, so a table that doubles
-/// moves its entries without reading every key again (with millions of
-/// keys each such read is a cache miss), and a lookup reads a key only
-/// when the full hash already matched.
+/// A stored key and its value. Its hash is kept beside it, so a table
+/// that doubles moves its entries without reading every key again (with
+/// millions of keys each such read is a cache miss), and a lookup reads a
+/// key only when the full hash already matched.
 struct Entry {
     hash: u64,
-    key: Box<str>,
     version: Version,
-    value: Arc<[u8]>,
+    /// The key's bytes, then the value's: one allocation per entry.
+    bytes: Box<[u8]>,
+    key_len: u32,
 }
 
 impl Entry {
+    fn new(hash: u64, key: &str, version: Version, value: &[u8]) -> Self {
+        Entry {
+            hash,
+            version,
+            bytes: [key.as_bytes(), value].concat().into_boxed_slice(),
+            // check_key bounds keys to MAX_KEY_LEN bytes.
+            key_len: key.len() as u32,
+        }
+    }
+
+    fn key(&self) -> &str {
+        // The first key_len bytes were copied from a `&str`.
+        std::str::from_utf8(&self.bytes[..self.key_len as usize]).unwrap_or_default()
+    }
+
+    fn value(&self) -> &[u8] {
+        &self.bytes[self.key_len as usize..]
+    }
+
     /// Whether this is `key` (whose hash is `hash`): the kept hash is
     /// compared first, so another key's bytes are almost never read.
     fn is(&self, hash: u64, key: &str) -> bool {
-        self.hash == hash && &*self.key == key
+        self.hash == hash && &self.bytes[..self.key_len as usize] == key.as_bytes()
+    }
+
+    fn versioned(&self) -> Versioned {
+        Versioned {
+            version: self.version,
+            value: self.value().to_vec(),
+        }
     }
 }
 
@@ -122,14 +150,12 @@ impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         check_key(key)?;
         let hash = self.hash(key);
-        let found = self
+        // A few hundred bytes copied under the lock: shorter than an atomic
+        // reference count taken here and dropped after it.
+        Ok(self
             .shard(hash)
             .find(hash, |e| e.is(hash, key))
-            .map(|e| (e.version, Arc::clone(&e.value)));
-        Ok(found.map(|(version, value)| Versioned {
-            version,
-            value: value.to_vec(),
-        }))
+            .map(Entry::versioned))
     }
 
     async fn compare_and_set(
@@ -140,9 +166,10 @@ impl Store for MemoryStore {
     ) -> Result<CasOutcome, StoreError> {
         check_key(key)?;
         check_value(value)?;
-        // Copy the bytes before taking the lock, to keep the critical section short.
-        let value: Arc<[u8]> = Arc::from(value);
         let hash = self.hash(key);
+        // The entry is built before taking the lock, to keep the critical
+        // section short; its version is set once the expected one is seen.
+        let mut entry = Entry::new(hash, key, Version::FIRST, value);
         let mut shard = self.shard(hash);
         let current = shard.find_mut(hash, |e| e.is(hash, key));
         let current_version = current.as_ref().map(|e| e.version);
@@ -152,19 +179,11 @@ impl Store for MemoryStore {
             });
         }
         let next = Version::new(current_version.map_or(1, |v| v.get() + 1));
-        // The replaced value is freed after the lock is released.
+        entry.version = next;
+        // The replaced entry is freed after the lock is released.
         let _replaced = match current {
-            Some(entry) => {
-                entry.version = next;
-                Some(std::mem::replace(&mut entry.value, value))
-            }
+            Some(current) => Some(std::mem::replace(current, entry)),
             None => {
-                let entry = Entry {
-                    hash,
-                    key: key.into(),
-                    version: next,
-                    value,
-                };
                 shard.insert_unique(hash, entry, |e| e.hash);
                 None
             }
@@ -181,27 +200,29 @@ impl Store for MemoryStore {
     ) -> Result<Vec<(String, Versioned)>, StoreError> {
         let limit = limit.min(MAX_LIST_LIMIT);
         let after = start_after.unwrap_or("");
-        let mut page: Vec<(String, Version, Arc<[u8]>)> = Vec::new();
+        // Keys first; only the page's values are copied, each under its
+        // shard's lock again (a key is never removed, so each is still there).
+        let mut keys: Vec<String> = Vec::new();
         for shard in &self.inner.shards {
-            page.extend(
+            keys.extend(
                 lock(shard)
                     .iter()
-                    .filter(|e| e.key.starts_with(prefix) && &*e.key > after)
-                    .map(|e| (e.key.to_string(), e.version, Arc::clone(&e.value))),
+                    .map(Entry::key)
+                    .filter(|key| key.starts_with(prefix) && *key > after)
+                    .map(str::to_owned),
             );
         }
-        page.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        page.truncate(limit);
-        Ok(page
+        keys.sort_unstable();
+        keys.truncate(limit);
+        Ok(keys
             .into_iter()
-            .map(|(key, version, value)| {
-                (
-                    key,
-                    Versioned {
-                        version,
-                        value: value.to_vec(),
-                    },
-                )
+            .filter_map(|key| {
+                let hash = self.hash(&key);
+                let found = self
+                    .shard(hash)
+                    .find(hash, |e| e.is(hash, &key))?
+                    .versioned();
+                Some((key, found))
             })
             .collect())
     }
