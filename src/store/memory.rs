@@ -8,10 +8,14 @@
 //! (which, with hundreds of thousands of keys, was the store's main cost
 //! under load). Many small shards also keep each map's occasional doubling
 //! (a rehash under its lock) short. Listing is the rare operation: it scans
-//! the shards and sorts what matches. Each entry's key and value share one
-//! allocation: a store that keeps every event grows by that much less per
-//! event, and under load its cost is that growth (fresh memory, cache misses
-//! in large tables), not the lookups.
+//! the shards and sorts what matches.
+//!
+//! Under load, with millions of keys, this store's cost is not its
+//! instructions but its memory: each lookup of a key is a cache miss in a
+//! large table, and each new event is fresh memory. So a shard's table
+//! holds only four-byte positions into a vector of entries (the part
+//! touched at random is small, and a new key is a push at its end), and
+//! each entry's key and value share one allocation.
 //!
 //! Calls complete without waiting on anything, so this backend has no
 //! timeout: there is nothing that could be slow.
@@ -33,17 +37,52 @@ use super::{
 pub const SHARDS: usize = 1 << SHARD_BITS;
 const SHARD_BITS: u32 = 10;
 
-/// Keys are hashed with foldhash, several times faster than std's SipHash
-/// on short keys; its per-process random seed keeps it resistant to
-/// crafted-collision floods, which is all a test store needs. One hash per
-/// call picks the shard (bits below the top seven, which the table keeps
-/// as each slot's tag) and the slot within it.
-type Shard = HashTable<Entry>;
+/// One shard's keys. Keys are hashed with foldhash, several times faster
+/// than std's SipHash on short keys; its per-process random seed keeps it
+/// resistant to crafted-collision floods, which is all a test store needs.
+/// One hash per call picks the shard (bits below the top seven, which the
+/// index keeps as each slot's tag) and the slot within it.
+#[derive(Default)]
+struct Shard {
+    /// Where each key's entry stands in `entries`: four bytes a slot (and
+    /// the table's tag byte), so the part of a store of millions of keys
+    /// that lookups touch at random is a tenth of the entries' size.
+    index: HashTable<u32>,
+    /// Entries in the order they were created; nothing is ever removed, so
+    /// a new key is a push at the end, in memory that is already at hand.
+    entries: Vec<Entry>,
+}
 
-/// A stored key and its value. Its hash is kept beside it, so a table
-/// that doubles moves its entries without reading every key again (with
-/// millions of keys each such read is a cache miss), and a lookup reads a
-/// key only when the full hash already matched.
+impl Shard {
+    /// The position of `key` (whose hash is `hash`) in `entries`. An
+    /// entry is read only when its slot's tag matched the hash's.
+    fn position(&self, hash: u64, key: &str) -> Option<usize> {
+        let entries = &self.entries;
+        self.index
+            .find(hash, |&i| entries[i as usize].is(hash, key))
+            .map(|&i| i as usize)
+    }
+
+    fn get(&self, hash: u64, key: &str) -> Option<&Entry> {
+        self.position(hash, key).map(|i| &self.entries[i])
+    }
+
+    /// Adds a new key's entry; `None` (and nothing added) when the shard
+    /// already holds as many entries as its index can count.
+    fn push(&mut self, entry: Entry) -> Option<()> {
+        let i = u32::try_from(self.entries.len()).ok()?;
+        let entries = &self.entries;
+        // The table moves slots by the hash kept in each entry.
+        self.index
+            .insert_unique(entry.hash, i, |&j| entries[j as usize].hash);
+        self.entries.push(entry);
+        Some(())
+    }
+}
+
+/// A stored key and its value. Its hash is kept beside it, so an index
+/// that doubles moves its slots without hashing every key again, and a
+/// lookup reads a key only when the full hash already matched.
 struct Entry {
     hash: u64,
     version: Version,
@@ -114,7 +153,12 @@ impl Default for MemoryStore {
 impl fmt::Debug for MemoryStore {
     // The contents may be large: show only their size.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let keys: usize = self.inner.shards.iter().map(|s| lock(s).len()).sum();
+        let keys: usize = self
+            .inner
+            .shards
+            .iter()
+            .map(|s| lock(s).entries.len())
+            .sum();
         f.debug_struct("MemoryStore").field("keys", &keys).finish()
     }
 }
@@ -152,10 +196,7 @@ impl Store for MemoryStore {
         let hash = self.hash(key);
         // A few hundred bytes copied under the lock: shorter than an atomic
         // reference count taken here and dropped after it.
-        Ok(self
-            .shard(hash)
-            .find(hash, |e| e.is(hash, key))
-            .map(Entry::versioned))
+        Ok(self.shard(hash).get(hash, key).map(Entry::versioned))
     }
 
     async fn compare_and_set(
@@ -171,8 +212,8 @@ impl Store for MemoryStore {
         // section short; its version is set once the expected one is seen.
         let mut entry = Entry::new(hash, key, Version::FIRST, value);
         let mut shard = self.shard(hash);
-        let current = shard.find_mut(hash, |e| e.is(hash, key));
-        let current_version = current.as_ref().map(|e| e.version);
+        let current = shard.position(hash, key);
+        let current_version = current.map(|i| shard.entries[i].version);
         if current_version != expected {
             return Ok(CasOutcome::Conflict {
                 current: current_version,
@@ -182,9 +223,11 @@ impl Store for MemoryStore {
         entry.version = next;
         // The replaced entry is freed after the lock is released.
         let _replaced = match current {
-            Some(current) => Some(std::mem::replace(current, entry)),
+            Some(i) => Some(std::mem::replace(&mut shard.entries[i], entry)),
             None => {
-                shard.insert_unique(hash, entry, |e| e.hash);
+                shard.push(entry).ok_or_else(|| {
+                    StoreError::Backend("memory store shard holds 2^32 keys".to_owned())
+                })?;
                 None
             }
         };
@@ -206,6 +249,7 @@ impl Store for MemoryStore {
         for shard in &self.inner.shards {
             keys.extend(
                 lock(shard)
+                    .entries
                     .iter()
                     .map(Entry::key)
                     .filter(|key| key.starts_with(prefix) && *key > after)
@@ -218,10 +262,7 @@ impl Store for MemoryStore {
             .into_iter()
             .filter_map(|key| {
                 let hash = self.hash(&key);
-                let found = self
-                    .shard(hash)
-                    .find(hash, |e| e.is(hash, &key))?
-                    .versioned();
+                let found = self.shard(hash).get(hash, &key)?.versioned();
                 Some((key, found))
             })
             .collect())
