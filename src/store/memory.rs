@@ -46,7 +46,7 @@ const SHARD_BITS: u32 = 10;
 struct Shard {
     /// Where each key's entry stands in `entries`: four bytes a slot (and
     /// the table's tag byte), so the part of a store of millions of keys
-    /// that lookups touch at random is a tenth of the entries' size.
+    /// that lookups touch at random is an eighth of the entries' size.
     index: HashTable<u32>,
     /// Entries in the order they were created; nothing is ever removed, so
     /// a new key is a push at the end, in memory that is already at hand.
