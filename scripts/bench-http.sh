@@ -17,6 +17,16 @@
 #                                       # bare/memory pairs, each against its
 #                                       # own baseline: single runs on a
 #                                       # shared VM spread by ±10 points
+#   BENCH_ROWS=interleaved BENCH_ROUNDS=6 scripts/bench-http.sh 30   # the
+#                                       # memory ratio with both servers up
+#                                       # for the whole run and the load
+#                                       # alternating between them in
+#                                       # SECONDS/ROUNDS bursts: each server
+#                                       # still gets SECONDS of load in one
+#                                       # process (its store grows through
+#                                       # all of it), but a drift of the
+#                                       # machine's speed over minutes falls
+#                                       # on both alike
 #
 # Prints a Markdown table: requests/s, p50, p99, ratio to the baseline, CPU
 # time per request (the server's own, and the whole machine's — server,
@@ -111,6 +121,66 @@ run_row() { # name script cmd... (env set by caller)
 }
 
 ROWS=" ${BENCH_ROWS:-bare memory redb redis hot} "
+if [[ $ROWS == " interleaved " ]]; then
+  ROUNDS="${BENCH_ROUNDS:-6}"
+  SEG=$(( SECONDS_PER_RUN / ROUNDS )); (( SEG < 1 )) && SEG=1
+  declare -A PORT PID IDLE REQS ERRS CPU MCPU RPS P50 P99
+  NAMES=("bare axum" "ims-callback, memory")
+  for name in "${NAMES[@]}"; do
+    port=$(free_port)
+    if [[ $name == bare* ]]; then cmd=("$BARE"); else cmd=(env IMS_STORE=memory "$BIN"); fi
+    IMS_LISTEN="127.0.0.1:$port" RUST_LOG="${RUST_LOG:-info}" "${cmd[@]}" >"$WORK/$port.log" 2>&1 &
+    PID[$name]=$!; PIDS+=($!); PORT[$name]=$port
+    wait_port "$port"
+    IDLE[$name]=$(rss_kb "${PID[$name]}"); REQS[$name]=0; ERRS[$name]=0; CPU[$name]=0; MCPU[$name]=0
+  done
+  burst() { # name round
+    local name=$1 pid=${PID[$1]} before mbefore out
+    before=$(proc_cpu "$pid"); mbefore=$(machine_cpu)
+    # A tag per round keeps every burst's media new to the store.
+    out=$(BENCH_SEGMENT=$(printf %02d "$2") wrk -t"$THREADS" -c"$CONNS" -d"${SEG}s" --timeout 5s \
+      -s scripts/bench/callback.lua "http://127.0.0.1:${PORT[$name]}/" | grep '^RESULT')
+    CPU[$name]=$(( CPU[$name] + $(proc_cpu "$pid") - before )); MCPU[$name]=$(( MCPU[$name] + $(machine_cpu) - mbefore ))
+    REQS[$name]=$(( REQS[$name] + $(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$out") ))
+    ERRS[$name]=$(( ERRS[$name] + $(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$out") ))
+    RPS[$name]+="$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$out") "
+    P50[$name]+="$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$out") "
+    P99[$name]+="$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$out") "
+  }
+  for r in $(seq 1 "$ROUNDS"); do
+    # Alternate which server goes first, so neither always follows the other.
+    if (( r % 2 )); then burst "${NAMES[0]}" "$r"; burst "${NAMES[1]}" "$r"
+    else burst "${NAMES[1]}" "$r"; burst "${NAMES[0]}" "$r"; fi
+  done
+  echo "interleaved: $ROUNDS rounds of one ${SEG} s burst per server, both servers up throughout"
+  echo
+  echo "| server | req/s | p50 ms (median of bursts) | p99 ms (worst burst) | vs bare | server CPU µs/req | machine CPU µs/req | RSS idle → after | notes |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+  for name in "${NAMES[@]}"; do
+    python3 - "$name" "${REQS[$name]}" "${ERRS[$name]}" "${CPU[$name]}" "${MCPU[$name]}" "$TICKS" \
+      "$(( ROUNDS * SEG ))" "${REQS[${NAMES[0]}]}" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
+      "$(( IDLE[$name] / 1024 ))" "$(( $(rss_kb "${PID[$name]}") / 1024 ))" <<'PY'
+import statistics, sys
+name, reqs, errs, cpu, mcpu, ticks, secs, base = sys.argv[1:9]
+rps, p50, p99 = (sys.argv[i].split() for i in (9, 10, 11))
+idle, after = sys.argv[12:14]
+reqs, ticks = int(reqs), int(ticks)
+print(f"| {name} | {reqs / int(secs):.0f} | {statistics.median(map(float, p50)):.2f} | {max(map(float, p99)):.2f} "
+      f"| {reqs / int(base) * 100:.0f} % | {int(cpu) / ticks / max(reqs, 1) * 1e6:.1f} "
+      f"| {int(mcpu) / ticks / max(reqs, 1) * 1e6:.1f} | {idle} → {after} MiB "
+      f"| {reqs} requests, {errs} errors; bursts {', '.join(rps)} req/s |")
+PY
+  done
+  echo
+  python3 - "${RPS[${NAMES[0]}]}" "${RPS[${NAMES[1]}]}" "${REQS[${NAMES[0]}]}" "${REQS[${NAMES[1]}]}" <<'PY'
+import sys
+bare, mem = ([int(x) for x in a.split()] for a in sys.argv[1:3])
+rounds = sorted(m / b * 100 for b, m in zip(bare, mem))
+print(f"memory / bare, interleaved: {int(sys.argv[4]) / int(sys.argv[3]) * 100:.0f} % of the requests "
+      f"(per round {rounds[0]:.0f}–{rounds[-1]:.0f} %)")
+PY
+  exit 0
+fi
 if [[ $ROWS == " pairs " ]]; then
   RATIOS=()
   for i in $(seq 1 "${BENCH_PAIRS:-5}"); do

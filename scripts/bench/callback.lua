@@ -1,5 +1,7 @@
 -- wrk script: every request is a distinct, valid FileUploadComplete event
 -- for its own media (thread id + counter), so nothing is a duplicate.
+-- BENCH_SEGMENT (a short tag, e.g. "03") keeps the media of successive wrk
+-- runs against one server distinct (the interleaved mode's bursts).
 local threads = 0
 function setup(thread)
   thread:set("tid", threads)
@@ -7,9 +9,10 @@ function setup(thread)
 end
 
 local n = 0
+local segment = os.getenv("BENCH_SEGMENT") or ""
 function request()
   n = n + 1
-  local media = string.format("m%02d%014d", tid, n)
+  local media = string.format("m%s%02d%014d", segment, tid, n)
   local body = string.format(
     '{"EventType":"FileUploadComplete","UserId":1833220977560785,"EventTime":"2026-01-01T00:00:00Z",' ..
     '"MessageBody":{"Status":"Success","FileUrl":"https://b.oss-cn-shanghai.aliyuncs.com/sv/%s.mp4",' ..
