@@ -72,6 +72,8 @@ rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 TICKS=$(getconf CLK_TCK)
 proc_cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 machine_cpu() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9; exit}' /proc/stat; }
+# One field of wrk's RESULT line (scripts/bench/report.lua): result_field LINE NAME.
+result_field() { sed -E "s/.*[ ]$2=([0-9.]+).*/\1/" <<<"$1"; }
 wait_port() { for _ in $(seq 1 400); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.025; done; echo "port $1 never opened" >&2; return 1; }
 
 REDIS_PORT=$(free_port)
@@ -98,9 +100,8 @@ run_row() { # name script cmd... (env set by caller)
   local proc_after machine_after; proc_after=$(proc_cpu "$pid"); machine_after=$(machine_cpu)
   local after; after=$(rss_kb "$pid")
   local rps p50 p99 requests errors
-  rps=$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$out"); p50=$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$out")
-  p99=$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$out"); requests=$(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$out")
-  errors=$(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$out")
+  rps=$(result_field "$out" rps); p50=$(result_field "$out" p50_ms); p99=$(result_field "$out" p99_ms)
+  requests=$(result_field "$out" requests); errors=$(result_field "$out" errors)
   [ -z "$BASE_RPS" ] && BASE_RPS=$rps
   local ratio; ratio=$(python3 -c "print(f'{$rps/$BASE_RPS*100:.0f} %')")
   LAST_RATIO=$(python3 -c "print($rps/$BASE_RPS*100)")
@@ -141,11 +142,11 @@ if [[ $ROWS == " interleaved " ]]; then
     out=$(BENCH_SEGMENT=$(printf %02d "$2") wrk -t"$THREADS" -c"$CONNS" -d"${SEG}s" --timeout 5s \
       -s scripts/bench/callback.lua "http://127.0.0.1:${PORT[$name]}/" | grep '^RESULT')
     CPU[$name]=$(( CPU[$name] + $(proc_cpu "$pid") - before )); MCPU[$name]=$(( MCPU[$name] + $(machine_cpu) - mbefore ))
-    REQS[$name]=$(( REQS[$name] + $(sed -E 's/.*requests=([0-9]+).*/\1/' <<<"$out") ))
-    ERRS[$name]=$(( ERRS[$name] + $(sed -E 's/.*errors=([0-9]+).*/\1/' <<<"$out") ))
-    RPS[$name]+="$(sed -E 's/.*rps=([0-9]+).*/\1/' <<<"$out") "
-    P50[$name]+="$(sed -E 's/.*p50_ms=([0-9.]+).*/\1/' <<<"$out") "
-    P99[$name]+="$(sed -E 's/.*p99_ms=([0-9.]+).*/\1/' <<<"$out") "
+    REQS[$name]=$(( REQS[$name] + $(result_field "$out" requests) ))
+    ERRS[$name]=$(( ERRS[$name] + $(result_field "$out" errors) ))
+    RPS[$name]+="$(result_field "$out" rps) "
+    P50[$name]+="$(result_field "$out" p50_ms) "
+    P99[$name]+="$(result_field "$out" p99_ms) "
   }
   for r in $(seq 1 "$ROUNDS"); do
     # Alternate which server goes first, so neither always follows the other.
