@@ -83,10 +83,13 @@ PIDS+=($!)
 until redis-cli -p "$REDIS_PORT" ping >/dev/null 2>&1; do sleep 0.05; done
 
 BASE_RPS=""
+ROWS=" ${BENCH_ROWS:-bare memory redb redis hot} "
 echo "wrk: ${THREADS} threads, ${CONNS} connections, ${SECONDS_PER_RUN} s per row; $(nproc) cores"
 echo
-echo "| server | req/s | p50 ms | p99 ms | vs bare | server CPU µs/req | machine CPU µs/req | RSS idle → after | notes |"
-echo "|---|---|---|---|---|---|---|---|---|"
+if [[ $ROWS != " interleaved " ]]; then
+  echo "| server | req/s | p50 ms | p99 ms | vs bare | server CPU µs/req | machine CPU µs/req | RSS idle → after | notes |"
+  echo "|---|---|---|---|---|---|---|---|---|"
+fi
 
 run_row() { # name script cmd... (env set by caller)
   local name=$1 script=$2; shift 2
@@ -121,11 +124,10 @@ run_row() { # name script cmd... (env set by caller)
   kill "$pid"; wait "$pid" 2>/dev/null || true
 }
 
-ROWS=" ${BENCH_ROWS:-bare memory redb redis hot} "
 if [[ $ROWS == " interleaved " ]]; then
   ROUNDS="${BENCH_ROUNDS:-6}"
   SEG=$(( SECONDS_PER_RUN / ROUNDS )); (( SEG < 1 )) && SEG=1
-  declare -A PORT PID IDLE REQS ERRS CPU MCPU RPS P50 P99
+  declare -A PORT PID IDLE REQS ERRS CPU MCPU RPS BURSTS P50 P99
   NAMES=("bare axum" "ims-callback, memory")
   for name in "${NAMES[@]}"; do
     port=$(free_port)
@@ -145,6 +147,7 @@ if [[ $ROWS == " interleaved " ]]; then
     REQS[$name]=$(( REQS[$name] + $(result_field "$out" requests) ))
     ERRS[$name]=$(( ERRS[$name] + $(result_field "$out" errors) ))
     RPS[$name]+="$(result_field "$out" rps) "
+    BURSTS[$name]+="$(result_field "$out" requests) "
     P50[$name]+="$(result_field "$out" p50_ms) "
     P99[$name]+="$(result_field "$out" p99_ms) "
   }
@@ -155,29 +158,33 @@ if [[ $ROWS == " interleaved " ]]; then
   done
   echo "interleaved: $ROUNDS rounds of one ${SEG} s burst per server, both servers up throughout"
   echo
+  # req/s over the bursts' own durations (each burst's requests / its rate):
+  # wrk runs a little longer than asked.
+  rate() { python3 -c 'import sys; r, q = (list(map(int, a.split())) for a in sys.argv[1:3]); print(sum(q) / sum(n / x for n, x in zip(q, r)))' "${RPS[$1]}" "${BURSTS[$1]}"; }
+  BASE_RATE=$(rate "${NAMES[0]}")
   echo "| server | req/s | p50 ms (median of bursts) | p99 ms (worst burst) | vs bare | server CPU µs/req | machine CPU µs/req | RSS idle → after | notes |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for name in "${NAMES[@]}"; do
     python3 - "$name" "${REQS[$name]}" "${ERRS[$name]}" "${CPU[$name]}" "${MCPU[$name]}" "$TICKS" \
-      "$(( ROUNDS * SEG ))" "${REQS[${NAMES[0]}]}" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
+      "$(rate "$name")" "$BASE_RATE" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
       "$(( IDLE[$name] / 1024 ))" "$(( $(rss_kb "${PID[$name]}") / 1024 ))" <<'PY'
 import statistics, sys
-name, reqs, errs, cpu, mcpu, ticks, secs, base = sys.argv[1:9]
+name, reqs, errs, cpu, mcpu, ticks, rate, base = sys.argv[1:9]
 rps, p50, p99 = (sys.argv[i].split() for i in (9, 10, 11))
 idle, after = sys.argv[12:14]
-reqs, ticks = int(reqs), int(ticks)
-print(f"| {name} | {reqs / int(secs):.0f} | {statistics.median(map(float, p50)):.2f} | {max(map(float, p99)):.2f} "
-      f"| {reqs / int(base) * 100:.0f} % | {int(cpu) / ticks / max(reqs, 1) * 1e6:.1f} "
+reqs, ticks, rate = int(reqs), int(ticks), float(rate)
+print(f"| {name} | {rate:.0f} | {statistics.median(map(float, p50)):.2f} | {max(map(float, p99)):.2f} "
+      f"| {rate / float(base) * 100:.0f} % | {int(cpu) / ticks / max(reqs, 1) * 1e6:.1f} "
       f"| {int(mcpu) / ticks / max(reqs, 1) * 1e6:.1f} | {idle} → {after} MiB "
       f"| {reqs} requests, {errs} errors; bursts {', '.join(rps)} req/s |")
 PY
   done
   echo
-  python3 - "${RPS[${NAMES[0]}]}" "${RPS[${NAMES[1]}]}" "${REQS[${NAMES[0]}]}" "${REQS[${NAMES[1]}]}" <<'PY'
+  python3 - "${RPS[${NAMES[0]}]}" "${RPS[${NAMES[1]}]}" "$BASE_RATE" "$(rate "${NAMES[1]}")" <<'PY'
 import sys
 bare, mem = ([int(x) for x in a.split()] for a in sys.argv[1:3])
 rounds = sorted(m / b * 100 for b, m in zip(bare, mem))
-print(f"memory / bare, interleaved: {int(sys.argv[4]) / int(sys.argv[3]) * 100:.0f} % of the requests "
+print(f"memory / bare, interleaved: {float(sys.argv[4]) / float(sys.argv[3]) * 100:.0f} % of the requests/s "
       f"(per round {rounds[0]:.0f}–{rounds[-1]:.0f} %)")
 PY
   exit 0
