@@ -91,12 +91,19 @@ if [[ $ROWS != " interleaved " ]]; then
   echo "|---|---|---|---|---|---|---|---|---|"
 fi
 
+# Starts a server (cmd..., env set by caller) on a free port, its output
+# in $WORK/PORT.log; sets SERVER_PORT and SERVER_PID once the port accepts.
+start_server() {
+  SERVER_PORT=$(free_port)
+  IMS_LISTEN="127.0.0.1:$SERVER_PORT" RUST_LOG="${RUST_LOG:-info}" "$@" >"$WORK/$SERVER_PORT.log" 2>&1 &
+  SERVER_PID=$!; PIDS+=("$SERVER_PID")
+  wait_port "$SERVER_PORT"
+}
+
 run_row() { # name script cmd... (env set by caller)
   local name=$1 script=$2; shift 2
-  local port; port=$(free_port)
-  IMS_LISTEN="127.0.0.1:$port" RUST_LOG="${RUST_LOG:-info}" "$@" >"$WORK/$port.log" 2>&1 &
-  local pid=$!; PIDS+=("$pid")
-  wait_port "$port"
+  start_server "$@"
+  local port=$SERVER_PORT pid=$SERVER_PID
   local idle; idle=$(rss_kb "$pid")
   local proc_before machine_before; proc_before=$(proc_cpu "$pid"); machine_before=$(machine_cpu)
   local out; out=$(wrk -t"$THREADS" -c"$CONNS" -d"${SECONDS_PER_RUN}s" --timeout 5s -s "$script" "http://127.0.0.1:$port/" | grep '^RESULT')
@@ -127,15 +134,13 @@ run_row() { # name script cmd... (env set by caller)
 if [[ $ROWS == " interleaved " ]]; then
   ROUNDS="${BENCH_ROUNDS:-6}"
   SEG=$(( SECONDS_PER_RUN / ROUNDS )); (( SEG < 1 )) && SEG=1
-  declare -A PORT PID IDLE REQS ERRS CPU MCPU RPS BURSTS P50 P99
+  declare -A PORT PID IDLE ERRS CPU MCPU RPS BURSTS P50 P99
   NAMES=("bare axum" "ims-callback, memory")
   for name in "${NAMES[@]}"; do
-    port=$(free_port)
     if [[ $name == bare* ]]; then cmd=("$BARE"); else cmd=(env IMS_STORE=memory "$BIN"); fi
-    IMS_LISTEN="127.0.0.1:$port" RUST_LOG="${RUST_LOG:-info}" "${cmd[@]}" >"$WORK/$port.log" 2>&1 &
-    PID[$name]=$!; PIDS+=($!); PORT[$name]=$port
-    wait_port "$port"
-    IDLE[$name]=$(rss_kb "${PID[$name]}"); REQS[$name]=0; ERRS[$name]=0; CPU[$name]=0; MCPU[$name]=0
+    start_server "${cmd[@]}"
+    PID[$name]=$SERVER_PID; PORT[$name]=$SERVER_PORT
+    IDLE[$name]=$(rss_kb "$SERVER_PID"); ERRS[$name]=0; CPU[$name]=0; MCPU[$name]=0
   done
   burst() { # name round
     local name=$1 pid=${PID[$1]} before mbefore out
@@ -144,7 +149,6 @@ if [[ $ROWS == " interleaved " ]]; then
     out=$(BENCH_SEGMENT=$(printf %02d "$2") wrk -t"$THREADS" -c"$CONNS" -d"${SEG}s" --timeout 5s \
       -s scripts/bench/callback.lua "http://127.0.0.1:${PORT[$name]}/" | grep '^RESULT')
     CPU[$name]=$(( CPU[$name] + $(proc_cpu "$pid") - before )); MCPU[$name]=$(( MCPU[$name] + $(machine_cpu) - mbefore ))
-    REQS[$name]=$(( REQS[$name] + $(result_field "$out" requests) ))
     ERRS[$name]=$(( ERRS[$name] + $(result_field "$out" errors) ))
     RPS[$name]+="$(result_field "$out" rps) "
     BURSTS[$name]+="$(result_field "$out" requests) "
@@ -165,14 +169,14 @@ if [[ $ROWS == " interleaved " ]]; then
   echo "| server | req/s | p50 ms (median of bursts) | p99 ms (worst burst) | vs bare | server CPU µs/req | machine CPU µs/req | RSS idle → after | notes |"
   echo "|---|---|---|---|---|---|---|---|---|"
   for name in "${NAMES[@]}"; do
-    python3 - "$name" "${REQS[$name]}" "${ERRS[$name]}" "${CPU[$name]}" "${MCPU[$name]}" "$TICKS" \
+    python3 - "$name" "${BURSTS[$name]}" "${ERRS[$name]}" "${CPU[$name]}" "${MCPU[$name]}" "$TICKS" \
       "$(rate "$name")" "$BASE_RATE" "${RPS[$name]}" "${P50[$name]}" "${P99[$name]}" \
       "$(( IDLE[$name] / 1024 ))" "$(( $(rss_kb "${PID[$name]}") / 1024 ))" <<'PY'
 import statistics, sys
 name, reqs, errs, cpu, mcpu, ticks, rate, base = sys.argv[1:9]
 rps, p50, p99 = (sys.argv[i].split() for i in (9, 10, 11))
 idle, after = sys.argv[12:14]
-reqs, ticks, rate = int(reqs), int(ticks), float(rate)
+reqs, ticks, rate = sum(map(int, reqs.split())), int(ticks), float(rate)
 print(f"| {name} | {rate:.0f} | {statistics.median(map(float, p50)):.2f} | {max(map(float, p99)):.2f} "
       f"| {rate / float(base) * 100:.0f} % | {int(cpu) / ticks / max(reqs, 1) * 1e6:.1f} "
       f"| {int(mcpu) / ticks / max(reqs, 1) * 1e6:.1f} | {idle} → {after} MiB "
