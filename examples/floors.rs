@@ -6,7 +6,7 @@
 //! - `body`: read the body, answer `{}`;
 //! - `core`: parse, fingerprint, validate and derive (no I/O), answer the
 //!   fingerprint;
-//! - `pipeline`: the whole `pipeline::process` against a store that keeps
+//! - `pipeline`: the whole `Pipeline::process` against a store that keeps
 //!   nothing, so the cost of the merge, the stored forms and the futures
 //!   shows without the memory store's growth;
 //! - `memory`: the same against the real memory store.
@@ -15,6 +15,7 @@
 //! deadline, middleware and the full route.
 
 use axum::{Router, body::Bytes, http::StatusCode};
+use ims_callback::pipeline::Pipeline;
 use ims_callback::store::memory::MemoryStore;
 use ims_callback::store::{CasOutcome, Store, StoreError, Version, Versioned};
 use std::net::SocketAddr;
@@ -23,6 +24,7 @@ use std::net::SocketAddr;
 static GLOBAL: ims_callback::alloc::MiMalloc = ims_callback::alloc::MiMalloc;
 
 /// A store that keeps nothing: every read misses, every write succeeds.
+#[derive(Debug, Clone)]
 struct Discard;
 
 impl Store for Discard {
@@ -58,8 +60,8 @@ impl Store for Discard {
 enum Floor {
     Body,
     Core,
-    Pipeline,
-    Memory(MemoryStore),
+    Pipeline(Pipeline<Discard>),
+    Memory(Pipeline<MemoryStore>),
 }
 
 async fn handle(floor: Floor, body: Bytes) -> Result<String, StatusCode> {
@@ -73,14 +75,15 @@ async fn handle(floor: Floor, body: Bytes) -> Result<String, StatusCode> {
             let (_, changes) = ims_callback::state::derive(event, &fingerprint);
             Ok(format!("{fingerprint} {}", changes.len()))
         }
-        Floor::Pipeline => pipeline(&Discard, &body).await,
-        Floor::Memory(store) => pipeline(&store, &body).await,
+        Floor::Pipeline(discard) => pipeline(&discard, &body).await,
+        Floor::Memory(memory) => pipeline(&memory, &body).await,
     }
 }
 
 /// The whole pipeline against `store`; answers the fingerprint.
-async fn pipeline(store: &impl Store, body: &[u8]) -> Result<String, StatusCode> {
-    ims_callback::pipeline::process(store, body)
+async fn pipeline<S: Store>(pipeline: &Pipeline<S>, body: &[u8]) -> Result<String, StatusCode> {
+    pipeline
+        .process(body)
         .await
         .map(|processed| processed.fingerprint.to_string())
         .map_err(|_| StatusCode::BAD_REQUEST)
@@ -95,8 +98,8 @@ async fn main() -> std::io::Result<()> {
     let floor = match std::env::var("FLOOR").as_deref() {
         Ok("body") => Floor::Body,
         Ok("core") => Floor::Core,
-        Ok("pipeline") => Floor::Pipeline,
-        Ok("memory") => Floor::Memory(MemoryStore::new()),
+        Ok("pipeline") => Floor::Pipeline(Pipeline::new(Discard)),
+        Ok("memory") => Floor::Memory(Pipeline::new(MemoryStore::new())),
         other => {
             eprintln!("FLOOR must be body, core, pipeline or memory (got {other:?})");
             std::process::exit(2);

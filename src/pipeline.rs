@@ -10,7 +10,7 @@
 //! - each touched resource by read → merge → compare-and-set, retried on
 //!   conflict up to [`MAX_CAS_ATTEMPTS`] times.
 //!
-//! Only when every write succeeded does [`process`] return `Ok`, so nothing
+//! Only when every write succeeded does [`Pipeline::process`] return `Ok`, so nothing
 //! acknowledged is ever lost; any store failure is returned as a retryable
 //! error so the caller answers non-200 and IMS retries. Because the merge
 //! is idempotent, a retry converges.
@@ -27,35 +27,95 @@ use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Writers of one resource within this process take turns here instead of
-/// racing: N concurrent events for one hot resource would otherwise cost
-/// O(N²) conflicting read–merge–CAS rounds. Striped by key hash, so the
-/// table stays fixed-size; compare-and-set still guards against writers in
-/// other processes (other FC instances).
-static WRITE_TURNS: std::sync::LazyLock<WriteTurns> = std::sync::LazyLock::new(|| WriteTurns {
-    hasher: Default::default(),
-    turns: (0..1024).map(|_| tokio::sync::Mutex::new(())).collect(),
-});
+/// The pipeline over one store, with what its writers share: build one per
+/// store at startup (clones share it) and process every event through it.
+#[derive(Debug, Clone)]
+pub struct Pipeline<S> {
+    store: S,
+    writers: std::sync::Arc<Writers>,
+}
 
-struct WriteTurns {
-    // Seeded per process, so keys cannot be chosen to share one turn.
+impl<S: Store> Pipeline<S> {
+    /// A pipeline writing to `store`.
+    pub fn new(store: S) -> Self {
+        Pipeline {
+            store,
+            writers: Default::default(),
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// How many resource writes were retried after a compare-and-set
+    /// conflict: a measure of contention on hot resources.
+    pub fn cas_retries(&self) -> u64 {
+        self.writers.cas_retries.load(Ordering::Relaxed)
+    }
+
+    /// Runs the whole pipeline on one raw input.
+    pub async fn process(&self, bytes: &[u8]) -> Result<Processed, PipelineError> {
+        process(&self.store, &self.writers, bytes).await
+    }
+
+    /// Stores the raw event (`raw`: the bytes as received, valid JSON) and
+    /// applies its transitions.
+    pub async fn apply(
+        &self,
+        event: Event,
+        fingerprint: &Fingerprint,
+        raw: &[u8],
+    ) -> Result<Processed, PipelineError> {
+        apply(&self.store, &self.writers, event, fingerprint, raw).await
+    }
+
+    /// Re-processes every stored rejected input not yet replayed (e.g. after
+    /// an upgrade that learned a new type or relaxed a rule). A record that
+    /// now validates is applied and marked `replayed_as`.
+    pub async fn replay(&self) -> Result<Vec<Replayed>, PipelineError> {
+        replay(&self.store, &self.writers).await
+    }
+}
+
+/// What the writers of one pipeline share.
+///
+/// Writers of one resource take turns instead of racing: N concurrent
+/// events for one hot resource would otherwise cost O(N²) conflicting
+/// read–merge–CAS rounds. Striped by key hash, so the table stays
+/// fixed-size; compare-and-set still guards against writers elsewhere
+/// (other FC instances).
+struct Writers {
+    // Seeded per pipeline, so keys cannot be chosen to share one turn.
     hasher: foldhash::fast::RandomState,
     turns: Box<[tokio::sync::Mutex<()>]>,
+    cas_retries: AtomicU64,
 }
 
-fn write_turn(key: &str) -> &'static tokio::sync::Mutex<()> {
-    use std::hash::BuildHasher;
-    let table = &*WRITE_TURNS;
-    &table.turns[(table.hasher.hash_one(key) % table.turns.len() as u64) as usize]
+impl Default for Writers {
+    fn default() -> Self {
+        Writers {
+            hasher: Default::default(),
+            turns: (0..1024).map(|_| tokio::sync::Mutex::new(())).collect(),
+            cas_retries: AtomicU64::new(0),
+        }
+    }
 }
 
-/// Compare-and-set conflicts retried since start (all resources).
-static CAS_RETRIES: AtomicU64 = AtomicU64::new(0);
+impl std::fmt::Debug for Writers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writers")
+            .field("cas_retries", &self.cas_retries)
+            .finish_non_exhaustive()
+    }
+}
 
-/// How many resource writes were retried after a compare-and-set conflict
-/// since the process started: a measure of contention on hot resources.
-pub fn cas_retries() -> u64 {
-    CAS_RETRIES.load(Ordering::Relaxed)
+impl Writers {
+    fn turn(&self, key: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::BuildHasher;
+        &self.turns[(self.hasher.hash_one(key) % self.turns.len() as u64) as usize]
+    }
 }
 
 /// Bound on read–merge–CAS rounds for one resource before giving up with
@@ -224,8 +284,11 @@ impl RejectedRecord {
     }
 }
 
-/// Runs the whole pipeline on one raw input.
-pub async fn process<S: Store>(store: &S, bytes: &[u8]) -> Result<Processed, PipelineError> {
+async fn process<S: Store>(
+    store: &S,
+    writers: &Writers,
+    bytes: &[u8],
+) -> Result<Processed, PipelineError> {
     let value = match crate::event::parse_json(bytes) {
         Ok(value) => value,
         Err(rejection) => return Err(reject(store, bytes, rejection).await),
@@ -235,13 +298,12 @@ pub async fn process<S: Store>(store: &S, bytes: &[u8]) -> Result<Processed, Pip
         Ok(event) => event,
         Err(rejection) => return Err(reject(store, bytes, rejection).await),
     };
-    apply(store, event, &fingerprint, bytes).await
+    apply(store, writers, event, &fingerprint, bytes).await
 }
 
-/// Stores the raw event (`raw`: the bytes as received, valid JSON) and
-/// applies its transitions.
-pub async fn apply<S: Store>(
+async fn apply<S: Store>(
     store: &S,
+    writers: &Writers,
     event: Event,
     fingerprint: &Fingerprint,
     raw: &[u8],
@@ -254,7 +316,7 @@ pub async fn apply<S: Store>(
     let applied = futures_util::future::try_join_all(
         changes
             .iter()
-            .map(|change| apply_change(store, &meta, change)),
+            .map(|change| apply_change(store, writers, &meta, change)),
     );
     let (_, resources) = futures_util::future::try_join(
         async { raw_stored.await.map_err(PipelineError::from) },
@@ -299,11 +361,12 @@ fn event_record(event: &Event, fingerprint: &Fingerprint, raw: &[u8]) -> Vec<u8>
 
 async fn apply_change<S: Store>(
     store: &S,
+    writers: &Writers,
     meta: &state::EventMeta,
     change: &state::Change,
 ) -> Result<ResourceOutcome, PipelineError> {
     let key = change.key.as_str();
-    let _turn = write_turn(key).lock().await;
+    let _turn = writers.turn(key).lock().await;
     for attempt in 0..MAX_CAS_ATTEMPTS {
         let current = store.get(key).await?;
         let stored_len = current.as_ref().map_or(0, |found| found.value.len());
@@ -318,7 +381,7 @@ async fn apply_change<S: Store>(
             resource.write_json(&mut bytes);
             if let CasOutcome::Conflict { .. } = store.compare_and_set(key, version, &bytes).await?
             {
-                CAS_RETRIES.fetch_add(1, Ordering::Relaxed);
+                writers.cas_retries.fetch_add(1, Ordering::Relaxed);
                 backoff(attempt).await;
                 continue;
             }
@@ -409,10 +472,7 @@ pub struct Replayed {
     pub problems: Vec<String>,
 }
 
-/// Re-processes every stored rejected input not yet replayed (e.g. after an
-/// upgrade that learned a new type or relaxed a rule). A record that now
-/// validates is applied and marked `replayed_as`.
-pub async fn replay<S: Store>(store: &S) -> Result<Vec<Replayed>, PipelineError> {
+async fn replay<S: Store>(store: &S, writers: &Writers) -> Result<Vec<Replayed>, PipelineError> {
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -431,7 +491,7 @@ pub async fn replay<S: Store>(store: &S) -> Result<Vec<Replayed>, PipelineError>
                 continue;
             }
             let bytes = record.bytes();
-            match process(store, &bytes).await {
+            match process(store, writers, &bytes).await {
                 Ok(processed) => {
                     record.replayed_as = Some(processed.fingerprint.clone());
                     let value = serde_json::to_vec(&record).expect("serialises");

@@ -4,7 +4,7 @@
 
 use super::store_args::{StoreArgs, runtime};
 use super::{EXIT_IO, input};
-use ims_callback::pipeline::{PipelineError, process};
+use ims_callback::pipeline::{Pipeline, PipelineError};
 use serde_json::json;
 use std::io::Write;
 use std::path::PathBuf;
@@ -25,6 +25,7 @@ pub fn run(args: Args) -> ExitCode {
         let Some(store) = args.store.open().await else {
             return ExitCode::from(EXIT_IO);
         };
+        let pipeline = Pipeline::new(store);
         let mut out = std::io::stdout().lock();
         let (mut any_rejected, mut any_error) = (false, false);
         for input in input::read_all(&args.inputs) {
@@ -36,7 +37,7 @@ pub fn run(args: Args) -> ExitCode {
                     continue;
                 }
             };
-            let line = match process(&store, &input.bytes).await {
+            let line = match pipeline.process(&input.bytes).await {
                 Ok(processed) => {
                     let mut line = serde_json::to_value(&processed).expect("serialises");
                     line["file"] = json!(input.name);

@@ -8,7 +8,7 @@ pub mod log;
 pub mod trigger;
 
 use crate::event::Rejection;
-use crate::pipeline::{self, PipelineError, Processed};
+use crate::pipeline::{Pipeline, PipelineError, Processed};
 use crate::store::AnyStore;
 use auth::{AuthError, CallbackAuth};
 use serde::Serialize;
@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// Shared, cheap-to-clone ingest state: built once at startup.
 #[derive(Debug, Clone)]
 pub struct Ingest {
-    store: AnyStore,
+    pipeline: Pipeline<AnyStore>,
     auth: Option<CallbackAuth>,
     deadline: Duration,
 }
@@ -140,7 +140,7 @@ impl Ingest {
     /// answering within `deadline`.
     pub fn new(store: AnyStore, auth: Option<CallbackAuth>, deadline: Duration) -> Self {
         Ingest {
-            store,
+            pipeline: Pipeline::new(store),
             auth,
             deadline,
         }
@@ -148,7 +148,12 @@ impl Ingest {
 
     /// The store.
     pub fn store(&self) -> &AnyStore {
-        &self.store
+        self.pipeline.store()
+    }
+
+    /// Compare-and-set conflicts retried since start.
+    pub fn cas_retries(&self) -> u64 {
+        self.pipeline.cas_retries()
     }
 
     /// Whether callbacks must be signed.
@@ -168,14 +173,12 @@ impl Ingest {
         if let Some(auth) = &self.auth {
             auth.verify(timestamp, signature, unix_now())?;
         }
-        pipeline::process(&self.store, body)
-            .await
-            .map_err(IngestError::from)
+        self.pipeline.process(body).await.map_err(IngestError::from)
     }
 
     /// Processes one IMS event within the deadline.
     pub async fn process(&self, body: &[u8]) -> Result<Processed, IngestError> {
-        match tokio::time::timeout(self.deadline, pipeline::process(&self.store, body)).await {
+        match tokio::time::timeout(self.deadline, self.pipeline.process(body)).await {
             Ok(result) => result.map_err(IngestError::from),
             Err(_) => Err(IngestError::Deadline(self.deadline)),
         }

@@ -248,7 +248,7 @@ pub async fn healthz(State(app): State<AppState>) -> Result<Json<Value>, AppErro
         Ok(()) => Ok(Json(json!({
             "status": "ok",
             "store": store.kind(),
-            "cas_retries": crate::pipeline::cas_retries(),
+            "cas_retries": app.ingest.cas_retries(),
         }))),
         Err(e) => Err(AppError::Unavailable(e.to_string())),
     }

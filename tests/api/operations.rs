@@ -10,6 +10,8 @@ async fn lifecycle_hooks_and_health_answer_200() {
     assert_eq!(health.status(), 200);
     let body: Value = health.json().await.unwrap();
     assert_eq!(body["store"], "redb");
+    // Nothing written yet, so no write was retried.
+    assert_eq!(body["cas_retries"], 0);
     let init = app
         .client
         .post(app.url("/initialize"))

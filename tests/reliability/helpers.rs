@@ -6,7 +6,7 @@
 
 use crate::events::Generated;
 use ims_callback::configuration::Settings;
-use ims_callback::pipeline::{self, EVENT_PREFIX};
+use ims_callback::pipeline::{EVENT_PREFIX, Pipeline};
 use ims_callback::server::Application;
 use ims_callback::state::ResourceState;
 use ims_callback::store::{AnyStore, MemoryStore, Store};
@@ -238,14 +238,15 @@ pub async fn resend_until_acknowledged(
     panic!("events still not acknowledged after {rounds} rounds");
 }
 
-/// Applies `bodies` one by one with `pipeline::process` to a fresh memory
+/// Applies `bodies` one by one with `Pipeline::process` to a fresh memory
 /// store and asserts that every resource they touch is byte for byte the
 /// same in `store`. Returns the number of resources compared.
 pub async fn assert_same_as_sequential(store: &impl Store, bodies: &[Vec<u8>]) -> usize {
-    let memory = MemoryStore::new();
+    let pipeline = Pipeline::new(MemoryStore::new());
+    let memory = pipeline.store();
     let mut keys = BTreeSet::new();
     for body in bodies {
-        let processed = pipeline::process(&memory, body).await.expect("valid event");
+        let processed = pipeline.process(body).await.expect("valid event");
         keys.extend(processed.resources.into_iter().map(|r| r.key));
     }
     for key in &keys {

@@ -2,7 +2,7 @@
 //! redb file): the stored bytes of every resource depend only on the set.
 
 use crate::generate::delivery;
-use ims_callback::pipeline::{PipelineError, process};
+use ims_callback::pipeline::{Pipeline, PipelineError};
 use ims_callback::state::ResourceKind;
 use ims_callback::store::{AnyStore, MemoryStore, Store};
 use proptest::prelude::*;
@@ -28,9 +28,10 @@ async fn resources<S: Store>(store: &S) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
-async fn deliver<S: Store>(store: &S, events: &[Value]) {
+async fn deliver<S: Store>(pipeline: &Pipeline<S>, events: &[Value]) {
     for e in events {
-        process(store, &serde_json::to_vec(e).unwrap())
+        pipeline
+            .process(&serde_json::to_vec(e).unwrap())
             .await
             .unwrap();
     }
@@ -42,10 +43,10 @@ proptest! {
     #[test]
     fn memory_store_states_depend_only_on_the_set((events, delivered) in delivery()) {
         runtime().block_on(async {
-            let (a, b) = (MemoryStore::new(), MemoryStore::new());
+            let (a, b) = (Pipeline::new(MemoryStore::new()), Pipeline::new(MemoryStore::new()));
             deliver(&a, &events).await;
             deliver(&b, &delivered).await;
-            assert_eq!(resources(&a).await, resources(&b).await);
+            assert_eq!(resources(a.store()).await, resources(b.store()).await);
         });
     }
 }
@@ -57,11 +58,11 @@ proptest! {
     fn redb_store_states_depend_only_on_the_set((events, delivered) in delivery()) {
         let dir = tempfile::tempdir().unwrap();
         runtime().block_on(async {
-            let a = AnyStore::open(&format!("redb:{}", dir.path().join("a.redb").display())).await.unwrap();
-            let b = AnyStore::open(&format!("redb:{}", dir.path().join("b.redb").display())).await.unwrap();
+            let a = Pipeline::new(AnyStore::open(&format!("redb:{}", dir.path().join("a.redb").display())).await.unwrap());
+            let b = Pipeline::new(AnyStore::open(&format!("redb:{}", dir.path().join("b.redb").display())).await.unwrap());
             deliver(&a, &events).await;
             deliver(&b, &delivered).await;
-            assert_eq!(resources(&a).await, resources(&b).await);
+            assert_eq!(resources(a.store()).await, resources(b.store()).await);
         });
     }
 }
@@ -69,17 +70,18 @@ proptest! {
 #[test]
 fn every_event_is_stored_raw_and_rejected_inputs_are_kept() {
     runtime().block_on(async {
-        let store = MemoryStore::new();
+        let pipeline = Pipeline::new(MemoryStore::new());
+        let store = pipeline.store();
         let body = br#"{"EventType":"FileUploadComplete","UserId":1,"EventTime":"2026-01-01T00:00:00Z",
             "MessageBody":{"Status":"Success","MediaId":"m-1","MediaType":"video","AppId":"a","FileUrl":"u","Size":"1"}}"#;
-        let processed = process(&store, body).await.unwrap();
+        let processed = pipeline.process(body).await.unwrap();
         let raw = store.get(&format!("event/{}", processed.fingerprint)).await.unwrap().unwrap();
         let record: Value = serde_json::from_slice(&raw.value).unwrap();
         assert_eq!(record["event"], serde_json::from_slice::<Value>(body).unwrap());
         assert_eq!(record["event_type"], "FileUploadComplete");
 
         let bad = b"{\"EventType\":\"FileUploadComplete\",\"UserId\":1}\xff";
-        let Err(PipelineError::Rejected { rejection, stored_as }) = process(&store, bad).await else {
+        let Err(PipelineError::Rejected { rejection, stored_as }) = pipeline.process(bad).await else {
             panic!("accepted");
         };
         assert!(!rejection.problems.is_empty());
@@ -87,7 +89,7 @@ fn every_event_is_stored_raw_and_rejected_inputs_are_kept() {
         assert!(kept["body_hex"].as_str().unwrap().ends_with("ff"), "non-UTF-8 bytes kept exactly");
 
         let invalid = br#"{"EventType":"FileUploadComplete","UserId":1,"EventTime":"2026-01-01T00:00:00Z","MessageBody":{}}"#;
-        let Err(PipelineError::Rejected { stored_as, .. }) = process(&store, invalid).await else {
+        let Err(PipelineError::Rejected { stored_as, .. }) = pipeline.process(invalid).await else {
             panic!("accepted");
         };
         let kept: Value = serde_json::from_slice(&store.get(&stored_as).await.unwrap().unwrap().value).unwrap();
@@ -99,7 +101,8 @@ fn every_event_is_stored_raw_and_rejected_inputs_are_kept() {
 #[test]
 fn replay_applies_rejected_inputs_that_are_now_valid() {
     runtime().block_on(async {
-        let store = MemoryStore::new();
+        let pipeline = Pipeline::new(MemoryStore::new());
+        let store = pipeline.store();
         // Rejected today: the body lacks required fields. Simulate a rule
         // that a newer version no longer has by storing a valid body under
         // the rejected area, as an older version would have.
@@ -114,16 +117,16 @@ fn replay_applies_rejected_inputs_that_are_now_valid() {
         store.compare_and_set("rejected/00000000000000000000000000000001", None,
             &serde_json::to_vec(&record).unwrap()).await.unwrap();
         let still_bad = br#"{"EventType":"RegisterMediaComplete"}"#;
-        assert!(process(&store, still_bad).await.is_err());
+        assert!(pipeline.process(still_bad).await.is_err());
 
-        let results = ims_callback::pipeline::replay(&store).await.unwrap();
+        let results = pipeline.replay().await.unwrap();
         assert_eq!(results.len(), 2);
         assert_eq!(results.iter().filter(|r| r.processed.is_some()).count(), 1);
         let state = store.get("media/m-9").await.unwrap().unwrap();
         let state: Value = serde_json::from_slice(&state.value).unwrap();
         assert_eq!(state["status"], "registered");
         // A second replay does not re-apply what was replayed.
-        let again = ims_callback::pipeline::replay(&store).await.unwrap();
+        let again = pipeline.replay().await.unwrap();
         assert_eq!(again.len(), 1);
         assert!(again[0].processed.is_none());
     });
