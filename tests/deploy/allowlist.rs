@@ -363,8 +363,8 @@ fn is_intrinsic(value: &Yaml) -> bool {
 }
 
 /// Appends to `problems` every key under `value` (at `path`) that `shape`
-/// does not allow. Trigger configurations are checked against the type
-/// found beside them in the same mapping under `type_key`.
+/// does not allow. A trigger configuration is checked against the trigger
+/// type beside it (`TriggerType` in ROS, `triggerType` in fc3).
 pub fn check(value: &Yaml, shape: Shape, path: &str, problems: &mut Vec<String>) {
     match shape {
         Value | AnyKeys | TriggerConfig => {}
