@@ -1,15 +1,36 @@
 //! AWS Lambda mode: when `AWS_LAMBDA_RUNTIME_API` is set, the binary runs
-//! [`lambda_runtime`] with one handler, [`handle`], that tells the
-//! invocations apart by the shape of their JSON and answers each the way
-//! its invoker understands:
+//! [`lambda_runtime`] with one handler, [`Function::handle`], that tells
+//! the invocations apart by the shape of their JSON and answers each the
+//! way its invoker understands:
 //!
 //! | Shape | Recognised by | Answer |
 //! |---|---|---|
-//! | Function URL / API Gateway HTTP API request (payload format 2.0) | `requestContext.http` | an HTTP response object: `POST` (any path) is an IMS callback, `GET /healthz` the store's health, anything else 405 — statuses and bodies exactly as the FC HTTP server's |
+//! | Function URL / API Gateway HTTP API request (payload format 2.0) | `requestContext.http` | served by the FC server's own axum router ([`crate::server::build_router`]): every route, body limit, deadline, auth rule, read API and error body is the same on both platforms |
 //! | SQS batch | `Records[0].eventSource == "aws:sqs"` | `{"batchItemFailures":[…]}` listing the records to redeliver |
 //! | A bare IMS event (direct or asynchronous invocation) | `EventType` | the outcome JSON; a Lambda error when the event was not stored |
 //!
-//! Anything else is a Lambda error saying what was expected.
+//! Anything else is a Lambda error saying what was expected (payload
+//! format 1.0 included: an HTTP API or REST API must be set to 2.0).
+//!
+//! An HTTP event becomes an `http::Request` (method, raw path without the
+//! API Gateway stage, raw query string, headers, cookies, body decoded
+//! from base64 when so marked) and is served through
+//! `tower::ServiceExt::oneshot`; the response goes back as the trigger's
+//! response object (status, headers, cookies; the body as text when it is
+//! UTF-8 text or JSON, base64 otherwise). This small conversion over the
+//! `aws_lambda_events` types is used rather than the `lambda_http` crate:
+//! that crate's `run` serves HTTP events only, so the shape dispatch above
+//! would stay ours anyway, and it would add `encoding_rs`,
+//! `serde_urlencoded` and the ALB/VPC Lattice types to a binary kept under
+//! 8 MB. Event formats:
+//! <https://docs.aws.amazon.com/lambda/latest/dg/urls-invocation.html>,
+//! <https://docs.aws.amazon.com/apigateway/latest/developerguide/http-api-develop-integrations-lambda.html>.
+//!
+//! `x-fc-*` request headers are removed on the way in: only Function
+//! Compute sets them, so under Lambda they are a client's forgery (an
+//! `x-fc-control-path: /invoke` would otherwise skip the IMS signature).
+//! The Lambda request id is passed in `x-fc-request-id`, the header the
+//! router logs as the request id.
 //!
 //! The rule everywhere is the HTTP server's: nothing is acknowledged unless
 //! it is durably stored. An invalid event *is* stored (in the rejected
@@ -22,21 +43,26 @@
 //! signatures, keys and bodies are never logged.
 
 use crate::configuration::Settings;
-use crate::ingest::auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::ingest::{Ingest, IngestError};
-use crate::store::{AnyStore, Store, redact_url};
+use crate::server::{AppError, build_router};
+use crate::store::{AnyStore, redact_url};
 use aws_lambda_events::apigw::{ApiGatewayV2httpRequest, ApiGatewayV2httpResponse};
-use aws_lambda_events::encodings::Body;
-use aws_lambda_events::http::{HeaderMap, HeaderValue, header};
+use aws_lambda_events::encodings::Body as EventBody;
 use aws_lambda_events::lambda_function_urls::{
     LambdaFunctionUrlRequest, LambdaFunctionUrlResponse,
 };
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, Request, Response, Uri, header};
+use axum::response::IntoResponse as _;
 use base64::Engine as _;
 use futures_util::StreamExt as _;
+use http_body_util::BodyExt as _;
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use std::time::Instant;
+use tower::ServiceExt as _;
 
 /// The variable the Lambda service sets for custom runtimes; its presence
 /// selects Lambda mode.
@@ -114,35 +140,91 @@ impl From<LambdaError> for lambda_runtime::Diagnostic {
     }
 }
 
-/// Runs the Lambda runtime loop with [`handle`] until the process is
+/// What answers invocations: the HTTP router and, for SQS batches and
+/// bare events, the ingest core over the same store. Cheap to clone.
+#[derive(Clone)]
+pub struct Function {
+    router: Router,
+    ingest: Ingest,
+}
+
+impl Function {
+    /// The handler for `settings` over an opened `store`.
+    pub fn new(settings: Settings, store: AnyStore) -> Self {
+        let ingest = Ingest::new(store.clone(), settings.auth.clone(), settings.deadline);
+        Function {
+            router: build_router(settings, store),
+            ingest,
+        }
+    }
+
+    /// Handles one invocation: dispatches on the shape of `event` (see the
+    /// module documentation) and returns the JSON to answer with.
+    pub async fn handle(&self, event: Value) -> Result<Value, LambdaError> {
+        self.handle_invocation(None, event).await
+    }
+
+    /// [`Function::handle`], logging `request_id` (the Lambda request id)
+    /// with every line.
+    pub async fn handle_invocation(
+        &self,
+        request_id: Option<&str>,
+        event: Value,
+    ) -> Result<Value, LambdaError> {
+        let result = match shape(&event) {
+            Ok(Shape::Http) => self.http(request_id, event).await,
+            Ok(Shape::Sqs) => sqs(&self.ingest, request_id, &event).await,
+            Ok(Shape::Event) => bare_event(&self.ingest, request_id, &event).await,
+            Err(e) => Err(e),
+        };
+        // Ingest failures are logged where they happen; this is the rest.
+        if let Err(e) = &result
+            && matches!(
+                e.error_type,
+                LambdaError::UNRECOGNIZED | LambdaError::MALFORMED
+            )
+        {
+            tracing::warn!(
+                request_id,
+                error_type = e.error_type,
+                detail = %e.message,
+                "invocation refused"
+            );
+        }
+        result
+    }
+
+    async fn http(&self, request_id: Option<&str>, event: Value) -> Result<Value, LambdaError> {
+        let (trigger, request) = HttpRequest::parse(event)?;
+        let response = match request.into_http(request_id) {
+            Ok(request) => match self.router.clone().oneshot(request).await {
+                Ok(response) => response,
+                Err(never) => match never {},
+            },
+            Err(e) => e.into_response(),
+        };
+        Ok(render(trigger, response).await)
+    }
+}
+
+/// Runs the Lambda runtime loop with `function` until the process is
 /// stopped (Lambda freezes and kills it; it never returns `Ok` on its own).
-/// `max_body` bounds HTTP request bodies (after base64 decoding).
 ///
 /// Requires `AWS_LAMBDA_RUNTIME_API`, `AWS_LAMBDA_FUNCTION_NAME`,
 /// `AWS_LAMBDA_FUNCTION_MEMORY_SIZE` and `AWS_LAMBDA_FUNCTION_VERSION`
 /// (the Lambda service sets them all) and a tokio runtime.
-pub async fn run(ingest: Ingest, max_body: usize) -> Result<(), lambda_runtime::Error> {
+pub async fn run(function: Function) -> Result<(), lambda_runtime::Error> {
     tracing::info!(
-        store = ingest.store().kind(),
-        signed_callbacks = ingest.requires_signature(),
-        max_body,
+        store = function.ingest.store().kind(),
+        signed_callbacks = function.ingest.requires_signature(),
         "starting the AWS Lambda runtime"
     );
-    if !ingest.requires_signature() {
-        tracing::warn!(
-            "IMS_CALLBACK_AUTH_KEYS is not set: unsigned callbacks are accepted on HTTP triggers"
-        );
-    }
     let handler = lambda_runtime::service_fn(move |event: lambda_runtime::LambdaEvent<Value>| {
-        let ingest = ingest.clone();
+        let function = function.clone();
         async move {
-            handle_invocation(
-                &ingest,
-                max_body,
-                Some(&event.context.request_id),
-                event.payload,
-            )
-            .await
+            function
+                .handle_invocation(Some(&event.context.request_id), event.payload)
+                .await
         }
     });
     lambda_runtime::run(handler).await
@@ -161,8 +243,7 @@ pub async fn run_with_settings(settings: Settings) -> Result<(), lambda_runtime:
             return Err(message.into());
         }
     };
-    let ingest = Ingest::new(store, settings.auth, settings.deadline);
-    run(ingest, settings.max_body).await
+    run(Function::new(settings, store)).await
 }
 
 /// Tells the Lambda service that initialization failed (`POST
@@ -196,42 +277,6 @@ pub async fn report_init_error(error_type: &str, message: &str) {
         }
         Err(e) => tracing::error!(error = %e, "cannot report the init error"),
     }
-}
-
-/// Handles one invocation: dispatches on the shape of `event` (see the
-/// module documentation) and returns the JSON to answer with.
-pub async fn handle(ingest: &Ingest, max_body: usize, event: Value) -> Result<Value, LambdaError> {
-    handle_invocation(ingest, max_body, None, event).await
-}
-
-/// [`handle`], logging `request_id` (the Lambda request id) with every line.
-pub async fn handle_invocation(
-    ingest: &Ingest,
-    max_body: usize,
-    request_id: Option<&str>,
-    event: Value,
-) -> Result<Value, LambdaError> {
-    let result = match shape(&event) {
-        Ok(Shape::Http) => http(ingest, max_body, request_id, &event).await,
-        Ok(Shape::Sqs) => sqs(ingest, request_id, &event).await,
-        Ok(Shape::Event) => bare_event(ingest, request_id, &event).await,
-        Err(e) => Err(e),
-    };
-    // Ingest failures are logged where they happen; this is the rest.
-    if let Err(e) = &result
-        && matches!(
-            e.error_type,
-            LambdaError::UNRECOGNIZED | LambdaError::MALFORMED
-        )
-    {
-        tracing::warn!(
-            request_id,
-            error_type = e.error_type,
-            detail = %e.message,
-            "invocation refused"
-        );
-    }
-    result
 }
 
 // ------------------------------------------------------------------ shapes
@@ -312,27 +357,24 @@ enum HttpTrigger {
     ApiGateway,
 }
 
-impl HttpTrigger {
-    fn name(self) -> &'static str {
-        match self {
-            HttpTrigger::FunctionUrl => "function_url",
-            HttpTrigger::ApiGateway => "apigw_http",
-        }
-    }
-}
-
-/// What the handler needs of a payload-format-2.0 request.
+/// What a payload-format-2.0 request carries, before it becomes an
+/// `http::Request`.
 struct HttpRequest {
-    trigger: HttpTrigger,
-    method: String,
+    method: Method,
+    /// Raw (still percent-encoded), without the API Gateway stage.
     path: String,
+    query: Option<String>,
     headers: HeaderMap,
+    cookies: Vec<String>,
     body: Option<String>,
     is_base64_encoded: bool,
 }
 
+/// The header the router logs as the request id.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-fc-request-id");
+
 impl HttpRequest {
-    fn parse(event: &Value) -> Result<Self, LambdaError> {
+    fn parse(event: Value) -> Result<(HttpTrigger, Self), LambdaError> {
         // Function URLs are served on `<url-id>.lambda-url.<region>.on.aws`
         // (or a custom domain, which then looks like API Gateway — and both
         // formats are the same 2.0 payload, so that is harmless).
@@ -340,24 +382,32 @@ impl HttpRequest {
             .pointer("/requestContext/domainName")
             .and_then(Value::as_str)
             .is_some_and(|d| d.contains(".lambda-url."));
-        if function_url && let Ok(r) = LambdaFunctionUrlRequest::deserialize(event) {
+        if function_url && let Ok(r) = LambdaFunctionUrlRequest::deserialize(&event) {
             let http = r.request_context.http;
-            return Ok(HttpRequest {
-                trigger: HttpTrigger::FunctionUrl,
-                method: http.method.unwrap_or_default(),
-                path: http.path.or(r.raw_path).unwrap_or_else(|| "/".to_owned()),
+            let method = http.method.as_deref().unwrap_or_default();
+            let method = Method::from_bytes(method.as_bytes()).map_err(|e| {
+                LambdaError::new(
+                    LambdaError::MALFORMED,
+                    format!("not a valid HTTP (payload format 2.0) event: method `{method}`: {e}"),
+                )
+            })?;
+            let request = HttpRequest {
+                method,
+                path: r.raw_path.or(http.path).unwrap_or_else(|| "/".to_owned()),
+                query: r.raw_query_string,
                 headers: r.headers,
+                cookies: r.cookies.unwrap_or_default(),
                 body: r.body,
                 is_base64_encoded: r.is_base64_encoded,
-            });
+            };
+            return Ok((HttpTrigger::FunctionUrl, request));
         }
-        let r = ApiGatewayV2httpRequest::deserialize(event)
+        let r = ApiGatewayV2httpRequest::deserialize(&event)
             .map_err(|e| malformed("HTTP (payload format 2.0)", e))?;
         let context = r.request_context;
-        let mut path = context
-            .http
-            .path
-            .or(r.raw_path)
+        let mut path = r
+            .raw_path
+            .or(context.http.path)
             .unwrap_or_else(|| "/".to_owned());
         // A named stage prefixes the path (`/prod/healthz`).
         if let Some(stage) = context.stage.as_deref().filter(|s| *s != "$default")
@@ -370,188 +420,148 @@ impl HttpRequest {
                 rest.to_owned()
             };
         }
-        Ok(HttpRequest {
-            trigger: if function_url {
-                HttpTrigger::FunctionUrl
-            } else {
-                HttpTrigger::ApiGateway
-            },
-            method: context.http.method.as_str().to_owned(),
+        let trigger = if function_url {
+            HttpTrigger::FunctionUrl
+        } else {
+            HttpTrigger::ApiGateway
+        };
+        let request = HttpRequest {
+            method: context.http.method,
             path,
+            query: r.raw_query_string,
             headers: r.headers,
+            cookies: r.cookies.unwrap_or_default(),
             body: r.body,
             is_base64_encoded: r.is_base64_encoded,
-        })
+        };
+        Ok((trigger, request))
     }
 
-    /// The body bytes, decoded, within `max_body`.
-    fn body(&self, max_body: usize) -> Result<Vec<u8>, HttpResponse> {
-        let Some(body) = self.body.as_deref() else {
-            return Ok(Vec::new());
+    /// The request the router serves; an error when it cannot be one (a
+    /// path that is not a URI, a body marked base64 that is not).
+    fn into_http(self, request_id: Option<&str>) -> Result<Request<Body>, AppError> {
+        let mut target = self.path;
+        if let Some(query) = self.query.as_deref().filter(|q| !q.is_empty()) {
+            target.push('?');
+            target.push_str(query);
+        }
+        let uri: Uri = target.parse().map_err(|e| {
+            AppError::BadRequest(format!("`{target}` is not a request target: {e}"))
+        })?;
+        // Lambda bounds the whole event (6 MB for a synchronous invocation),
+        // so decoding before the router checks `IMS_MAX_BODY` is bounded too.
+        let body = match self.body {
+            None => Vec::new(),
+            Some(body) if self.is_base64_encoded => base64::engine::general_purpose::STANDARD
+                .decode(body.trim_ascii())
+                .map_err(|e| {
+                    AppError::BodyRead(format!("the body is marked base64-encoded but is not: {e}"))
+                })?,
+            Some(body) => body.into_bytes(),
         };
-        let too_large = || {
-            HttpResponse::error(
-                413,
-                "body_too_large",
-                format!("the body exceeds the limit of {max_body} bytes"),
-            )
-        };
-        if !self.is_base64_encoded {
-            return if body.len() > max_body {
-                Err(too_large())
-            } else {
-                Ok(body.as_bytes().to_vec())
-            };
+        let mut headers = self.headers;
+        let forged: Vec<HeaderName> = headers
+            .keys()
+            .filter(|name| name.as_str().starts_with("x-fc-"))
+            .cloned()
+            .collect();
+        for name in forged {
+            headers.remove(name);
         }
-        // Refuse before decoding what cannot fit anyway.
-        if body.len() / 4 * 3 > max_body.saturating_add(3) {
-            return Err(too_large());
+        if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
+            headers.insert(REQUEST_ID, id);
         }
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(body.trim_ascii())
-            .map_err(|e| {
-                HttpResponse::error(
-                    400,
-                    "body_unreadable",
-                    format!("the body is marked base64-encoded but is not base64: {e}"),
-                )
-            })?;
-        if bytes.len() > max_body {
-            return Err(too_large());
+        // Payload format 2.0 carries the `Cookie` header as a list.
+        if !self.cookies.is_empty() {
+            let cookies = HeaderValue::from_str(&self.cookies.join("; "))
+                .map_err(|_| AppError::BadRequest("a cookie is not a header value".to_owned()))?;
+            headers.insert(header::COOKIE, cookies);
         }
-        Ok(bytes)
+        // The length of what the router reads, whatever the client declared.
+        headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
+        let mut request = Request::new(Body::from(body));
+        *request.method_mut() = self.method;
+        *request.uri_mut() = uri;
+        *request.headers_mut() = headers;
+        Ok(request)
     }
 }
 
-/// A status, JSON body and extra headers, rendered as the trigger's
-/// response type.
-struct HttpResponse {
-    status: u16,
-    body: String,
-    allow: Option<&'static str>,
-}
-
-impl HttpResponse {
-    fn json(status: u16, body: &impl serde::Serialize) -> Self {
-        HttpResponse {
-            status,
-            body: serde_json::to_string(body).expect("JSON values serialise"),
-            allow: None,
-        }
-    }
-
-    fn error(status: u16, code: &str, message: String) -> Self {
-        Self::json(status, &json!({"error": code, "message": message}))
-    }
-
-    fn render(self, trigger: HttpTrigger) -> Value {
-        let mut headers = HeaderMap::new();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        );
-        if let Some(allow) = self.allow {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
-        let rendered = match trigger {
-            HttpTrigger::FunctionUrl => {
-                let mut r = LambdaFunctionUrlResponse::default();
-                r.status_code = i64::from(self.status);
-                r.headers = headers;
-                r.body = Some(self.body);
-                serde_json::to_value(r)
-            }
-            HttpTrigger::ApiGateway => {
-                let mut r = ApiGatewayV2httpResponse::default();
-                r.status_code = i64::from(self.status);
-                r.headers = headers;
-                r.body = Some(Body::Text(self.body));
-                serde_json::to_value(r)
-            }
-        };
-        rendered.expect("HTTP responses serialise")
-    }
-}
-
-async fn http(
-    ingest: &Ingest,
-    max_body: usize,
-    request_id: Option<&str>,
-    event: &Value,
-) -> Result<Value, LambdaError> {
-    let request = HttpRequest::parse(event)?;
-    let trigger = request.trigger;
-    let response = match (request.method.as_str(), request.path.as_str()) {
-        ("POST", _) => callback(ingest, max_body, request_id, &request).await,
-        ("GET", "/healthz") => health(ingest).await,
-        (method, path) => {
-            tracing::warn!(
-                request_id,
-                trigger = trigger.name(),
-                method,
-                path,
-                status = 405,
-                "method not allowed"
-            );
-            HttpResponse {
-                allow: Some("POST"),
-                ..HttpResponse::error(
-                    405,
-                    "method_not_allowed",
-                    "method not allowed; use POST".to_owned(),
-                )
-            }
+/// The router's `response` as the trigger's response object.
+async fn render(trigger: HttpTrigger, response: Response<Body>) -> Value {
+    let (parts, body) = response.into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            tracing::error!(error = %e, "the response body failed");
+            let error = AppError::Ingest(IngestError::Internal(format!(
+                "the response body failed: {e}"
+            )));
+            return Box::pin(render(trigger, error.into_response())).await;
         }
     };
-    Ok(response.render(trigger))
-}
-
-async fn callback(
-    ingest: &Ingest,
-    max_body: usize,
-    request_id: Option<&str>,
-    request: &HttpRequest,
-) -> HttpResponse {
-    let started = Instant::now();
-    let trigger = request.trigger.name();
-    let body = match request.body(max_body) {
-        Ok(body) => body,
-        Err(response) => {
-            tracing::warn!(
-                request_id,
-                trigger,
-                status = response.status,
-                detail = %response.body,
-                "event not stored"
-            );
-            return response;
+    // Payload format 2.0 has one value per header (repeated ones joined
+    // with commas) and `Set-Cookie` as a list of its own.
+    let mut headers = HeaderMap::new();
+    let mut cookies = Vec::new();
+    for name in parts.headers.keys() {
+        let values = parts
+            .headers
+            .get_all(name)
+            .iter()
+            .filter_map(|v| v.to_str().ok());
+        if name == header::SET_COOKIE {
+            cookies.extend(values.map(str::to_owned));
+            continue;
+        }
+        let joined = values.collect::<Vec<_>>().join(", ");
+        if let Ok(value) = HeaderValue::from_str(&joined) {
+            headers.insert(name.clone(), value);
+        }
+    }
+    let (body, is_base64_encoded) = response_body(&headers, bytes);
+    let status_code = i64::from(parts.status.as_u16());
+    let rendered = match trigger {
+        HttpTrigger::FunctionUrl => {
+            let mut r = LambdaFunctionUrlResponse::default();
+            r.status_code = status_code;
+            r.headers = headers;
+            r.body = body;
+            r.is_base64_encoded = is_base64_encoded;
+            r.cookies = cookies;
+            serde_json::to_value(r)
+        }
+        HttpTrigger::ApiGateway => {
+            let mut r = ApiGatewayV2httpResponse::default();
+            r.status_code = status_code;
+            r.headers = headers;
+            r.body = body.map(EventBody::Text);
+            r.is_base64_encoded = is_base64_encoded;
+            r.cookies = cookies;
+            serde_json::to_value(r)
         }
     };
-    let header = |name: &str| request.headers.get(name).map(HeaderValue::as_bytes);
-    let result = ingest
-        .callback(header(TIMESTAMP_HEADER), header(SIGNATURE_HEADER), &body)
-        .await;
-    match result {
-        Ok(processed) => {
-            crate::ingest::log::stored(request_id, trigger, None, &processed, started);
-            HttpResponse::json(200, &processed)
-        }
-        Err(e) => {
-            crate::ingest::log::not_stored(request_id, trigger, None, &e, started);
-            HttpResponse::json(e.status(), &e.body())
-        }
-    }
+    rendered.expect("HTTP responses of UTF-8 headers serialise")
 }
 
-async fn health(ingest: &Ingest) -> HttpResponse {
-    let store = ingest.store();
-    match store.health().await {
-        Ok(()) => HttpResponse::json(200, &json!({"status": "ok", "store": store.kind()})),
-        Err(e) => {
-            tracing::warn!(store = store.kind(), error = %e, "health check failed");
-            HttpResponse::error(503, "unavailable", e.to_string())
-        }
+/// The body as the response object carries it: text when it is UTF-8 of
+/// a textual type, else base64 (`isBase64Encoded`); none when empty.
+fn response_body(headers: &HeaderMap, bytes: Bytes) -> (Option<String>, bool) {
+    if bytes.is_empty() {
+        return (None, false);
     }
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let textual = content_type.starts_with("text/")
+        || content_type.contains("json")
+        || content_type.contains("xml");
+    if textual && let Ok(text) = std::str::from_utf8(&bytes) {
+        return (Some(text.to_owned()), false);
+    }
+    let encoded = base64::engine::general_purpose::STANDARD.encode(&bytes);
+    (Some(encoded), true)
 }
 
 // --------------------------------------------------------------------- SQS

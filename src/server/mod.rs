@@ -3,7 +3,8 @@
 //! [`Application::build`] binds the listener and opens the store (so a
 //! test can bind port 0 and read the port back); [`Application::run`]
 //! serves until SIGTERM/SIGINT, then stops accepting and finishes the
-//! requests in flight.
+//! requests in flight. [`build_router`] builds the routes alone, without a
+//! listener: AWS Lambda mode serves its HTTP invocations with them.
 //!
 //! Connections are served by hyper's HTTP/1 server with explicit bounds,
 //! so a slow or hostile client cannot hold the process: the request line
@@ -23,6 +24,7 @@ use crate::ingest::Ingest;
 use crate::ingest::auth::Secret;
 use crate::store::{AnyStore, StoreError, redact_url};
 use axum::Router;
+use axum::extract::MatchedPath;
 use axum::routing::{get, post};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -128,19 +130,9 @@ impl Application {
     }
 
     fn assemble(listener: TcpListener, settings: Settings, store: AnyStore) -> Self {
-        if settings.auth.is_none() {
-            tracing::warn!("IMS_CALLBACK_AUTH_KEYS is not set: unsigned callbacks are accepted");
-        }
-        let state = AppState(Arc::new(Shared {
-            ingest: Ingest::new(store, settings.auth, settings.deadline),
-            callback_path: settings.callback_path.map(Arc::from),
-            max_body: settings.max_body,
-            deadline: settings.deadline,
-            query_token: settings.query_token,
-        }));
         Application {
             listener,
-            router: router(state),
+            router: build_router(settings, store),
         }
     }
 
@@ -237,7 +229,22 @@ async fn accept_error(e: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-fn router(state: AppState) -> Router {
+/// The HTTP front-end, with its state, over `store`: every route, body
+/// limit, deadline, auth rule and error body. Served over TCP by
+/// [`Application`] and, under AWS Lambda, once per HTTP invocation by
+/// `crate::lambda` (so both platforms answer alike); `settings.listen` is
+/// not used here.
+pub fn build_router(settings: Settings, store: AnyStore) -> Router {
+    if settings.auth.is_none() {
+        tracing::warn!("IMS_CALLBACK_AUTH_KEYS is not set: unsigned callbacks are accepted");
+    }
+    let state = AppState(Arc::new(Shared {
+        ingest: Ingest::new(store, settings.auth, settings.deadline),
+        callback_path: settings.callback_path.map(Arc::from),
+        max_body: settings.max_body,
+        deadline: settings.deadline,
+        query_token: settings.query_token,
+    }));
     let router = Router::new()
         .route("/healthz", get(routes::healthz))
         .route("/initialize", post(routes::initialize))
@@ -245,6 +252,8 @@ fn router(state: AppState) -> Router {
         .route("/invoke", post(routes::invoke))
         .route("/v1/resources/{kind}/{id}", get(routes::resource))
         .route("/v1/events/{fingerprint}", get(routes::event))
+        // After the routes: it applies to those already added.
+        .method_not_allowed_fallback(method_not_allowed)
         .fallback(routes::fallback);
     // A span and a line per request, only when asked for
     // (`RUST_LOG=tower_http=debug`): with nothing to write it still cost
@@ -258,6 +267,16 @@ fn router(state: AppState) -> Router {
     };
     // A bug must never take the process down or hang a client.
     router.layer(CatchPanicLayer::new()).with_state(state)
+}
+
+/// A known route asked with a method it does not serve: the JSON error
+/// every failure gets (axum's own 405 has an empty body), naming the
+/// methods the route serves.
+async fn method_not_allowed(path: Option<MatchedPath>) -> AppError {
+    AppError::MethodNotAllowed(match path.as_ref().map(MatchedPath::as_str) {
+        Some("/initialize" | "/invoke") => "POST",
+        _ => "GET, HEAD",
+    })
 }
 
 async fn shutdown_signal() {

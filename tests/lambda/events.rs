@@ -11,8 +11,6 @@ use std::time::Duration;
 pub const CALLBACK_URL: &str = "https://abcdefghij0123456789.lambda-url.eu-central-1.on.aws/ims";
 /// The AuthKey of the signed tests.
 pub const AUTH_KEY: &str = "lambda-test-auth-key-7d1f";
-/// The body limit the tests run with (the default, 1 MiB).
-pub const MAX_BODY: usize = 1024 * 1024;
 /// The per-event deadline of the tests.
 pub const DEADLINE: Duration = Duration::from_secs(2);
 

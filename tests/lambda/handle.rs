@@ -3,40 +3,73 @@
 //! redelivery.
 
 use crate::events::{
-    AUTH_KEY, CALLBACK_URL, DEADLINE, MAX_BODY, api_gateway, body_of, failed_ids, function_url,
-    sample, signature, sqs, upload,
+    AUTH_KEY, CALLBACK_URL, DEADLINE, api_gateway, body_of, failed_ids, function_url, sample,
+    signature, sqs, upload,
 };
 use crate::proxy::FaultyRedis;
-use ims_callback::ingest::Ingest;
-use ims_callback::ingest::auth::{CallbackAuth, Secret};
-use ims_callback::lambda::{LambdaError, handle};
+use ims_callback::configuration::Settings;
+use ims_callback::lambda::{Function, LambdaError};
 use ims_callback::pipeline::{EVENT_PREFIX, REJECTED_PREFIX, RejectedRecord};
 use ims_callback::store::{AnyStore, Store, StoreOptions};
 use serde_json::{Value, json};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-fn auth() -> CallbackAuth {
-    CallbackAuth::new(CALLBACK_URL, vec![Secret::new(AUTH_KEY)], 300)
+/// The Lambda handler over `store`, with the settings `vars` (the tests'
+/// deadline unless given).
+struct Lambda {
+    function: Function,
+    store: AnyStore,
 }
 
-async fn memory(auth: Option<CallbackAuth>) -> Ingest {
+impl Lambda {
+    fn new(store: AnyStore, vars: &[(&str, &str)]) -> Lambda {
+        let deadline = DEADLINE.as_millis().to_string();
+        let settings = Settings::from_lookup(|name| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+                .or_else(|| (name == "IMS_DEADLINE_MS").then(|| deadline.clone()))
+        })
+        .expect("valid settings");
+        Lambda {
+            function: Function::new(settings, store.clone()),
+            store,
+        }
+    }
+
+    async fn handle(&self, event: Value) -> Result<Value, LambdaError> {
+        self.function.handle(event).await
+    }
+
+    fn store(&self) -> &AnyStore {
+        &self.store
+    }
+}
+
+/// Signatures required, with the tests' key.
+const SIGNED: &[(&str, &str)] = &[
+    ("IMS_CALLBACK_AUTH_KEYS", AUTH_KEY),
+    ("IMS_CALLBACK_URL", CALLBACK_URL),
+];
+
+async fn memory(vars: &[(&str, &str)]) -> Lambda {
     let store = AnyStore::open("memory").await.expect("memory store");
-    Ingest::new(store, auth, DEADLINE)
+    Lambda::new(store, vars)
 }
 
 /// A store whose server refuses connections: every call fails, retryably.
-async fn unreachable() -> Ingest {
+async fn unreachable() -> Lambda {
     let options = StoreOptions {
         timeout: Duration::from_millis(300),
     };
     let store = AnyStore::open_with("redis://127.0.0.1:1/", &options)
         .await
         .expect("a lazy redis store opens");
-    Ingest::new(store, None, DEADLINE)
+    Lambda::new(store, &[])
 }
 
-async fn keys(ingest: &Ingest, prefix: &str) -> Vec<(String, Vec<u8>)> {
+async fn keys(ingest: &Lambda, prefix: &str) -> Vec<(String, Vec<u8>)> {
     ingest
         .store()
         .list_prefix(prefix, None, 1000)
@@ -53,11 +86,11 @@ fn status(response: &Value) -> i64 {
 
 #[tokio::test]
 async fn function_url_post_is_a_callback_plain_or_base64() {
-    let ingest = memory(None).await;
+    let ingest = memory(&[]).await;
     let event = sample("FileUploadComplete");
     for (base64, outcome) in [(false, "applied"), (true, "duplicate")] {
         let request = function_url("POST", "/ims", &[], Some(event.as_bytes()), base64);
-        let response = handle(&ingest, MAX_BODY, request).await.expect("answered");
+        let response = ingest.handle(request).await.expect("answered");
         assert_eq!(status(&response), 200, "{response}");
         assert_eq!(response["headers"]["content-type"], "application/json");
         assert_eq!(response["isBase64Encoded"], false);
@@ -82,12 +115,12 @@ async fn function_url_post_is_a_callback_plain_or_base64() {
 
 #[tokio::test]
 async fn signatures_are_checked_with_case_insensitive_headers() {
-    let ingest = memory(Some(auth())).await;
+    let ingest = memory(SIGNED).await;
     let event = sample("FileUploadComplete");
 
     // Nothing is applied for an unsigned or wrongly signed callback.
     let unsigned = function_url("POST", "/ims", &[], Some(event.as_bytes()), false);
-    let response = handle(&ingest, MAX_BODY, unsigned).await.unwrap();
+    let response = ingest.handle(unsigned).await.unwrap();
     assert_eq!(status(&response), 401);
     assert_eq!(body_of(&response)["error"], "unauthorized");
     let (ts, wrong) = signature("some-other-key");
@@ -96,7 +129,7 @@ async fn signatures_are_checked_with_case_insensitive_headers() {
         ("x-ice-signature", &wrong),
     ];
     let wrongly = function_url("POST", "/ims", &headers, Some(event.as_bytes()), true);
-    let response = handle(&ingest, MAX_BODY, wrongly).await.unwrap();
+    let response = ingest.handle(wrongly).await.unwrap();
     assert_eq!(status(&response), 401);
     assert!(
         body_of(&response)["message"]
@@ -123,7 +156,7 @@ async fn signatures_are_checked_with_case_insensitive_headers() {
                 true,
             ),
         ] {
-            let response = handle(&ingest, MAX_BODY, request).await.unwrap();
+            let response = ingest.handle(request).await.unwrap();
             assert_eq!(status(&response), 200, "{response}");
         }
     }
@@ -132,17 +165,14 @@ async fn signatures_are_checked_with_case_insensitive_headers() {
 
 #[tokio::test]
 async fn oversized_and_undecodable_bodies_are_refused() {
-    let ingest = memory(None).await;
     let max = 100;
+    let ingest = memory(&[("IMS_MAX_BODY", "100")]).await;
     for base64 in [false, true] {
         let over = vec![b'x'; max + 1];
-        let response = handle(
-            &ingest,
-            max,
-            function_url("POST", "/", &[], Some(&over), base64),
-        )
-        .await
-        .unwrap();
+        let response = ingest
+            .handle(function_url("POST", "/", &[], Some(&over), base64))
+            .await
+            .unwrap();
         assert_eq!(status(&response), 413, "{response}");
         assert_eq!(
             body_of(&response),
@@ -150,35 +180,29 @@ async fn oversized_and_undecodable_bodies_are_refused() {
         );
         // At the limit the body is read (and is then an invalid event).
         let at = vec![b'x'; max];
-        let response = handle(
-            &ingest,
-            max,
-            function_url("POST", "/", &[], Some(&at), base64),
-        )
-        .await
-        .unwrap();
+        let response = ingest
+            .handle(function_url("POST", "/", &[], Some(&at), base64))
+            .await
+            .unwrap();
         assert_eq!(status(&response), 400, "{response}");
         assert_eq!(body_of(&response)["error"], "invalid_event");
     }
     let mut request = function_url("POST", "/", &[], Some(b"{}"), false);
     request["isBase64Encoded"] = json!(true);
     request["body"] = json!("not base64!");
-    let response = handle(&ingest, MAX_BODY, request).await.unwrap();
+    let response = ingest.handle(request).await.unwrap();
     assert_eq!(status(&response), 400);
     assert_eq!(body_of(&response)["error"], "body_unreadable");
 }
 
 #[tokio::test]
 async fn invalid_callback_is_400_with_problems_and_kept() {
-    let ingest = memory(None).await;
+    let ingest = memory(&[]).await;
     let body = br#"{"EventType":"FileUploadComplete","UserId":1,"EventTime":"2022-07-15T08:48:14Z","MessageBody":{}}"#;
-    let response = handle(
-        &ingest,
-        MAX_BODY,
-        function_url("POST", "/", &[], Some(body), false),
-    )
-    .await
-    .unwrap();
+    let response = ingest
+        .handle(function_url("POST", "/", &[], Some(body), false))
+        .await
+        .unwrap();
     assert_eq!(status(&response), 400);
     let answer = body_of(&response);
     assert_eq!(answer["error"], "invalid_event");
@@ -198,62 +222,64 @@ async fn invalid_callback_is_400_with_problems_and_kept() {
 
 #[tokio::test]
 async fn health_and_other_methods() {
-    let ingest = memory(None).await;
+    let ingest = memory(&[]).await;
     for request in [
         function_url("GET", "/healthz", &[], None, false),
         api_gateway("GET", "$default", "/healthz", &[], None, false),
         api_gateway("GET", "prod", "/healthz", &[], None, false),
     ] {
-        let response = handle(&ingest, MAX_BODY, request).await.unwrap();
+        let response = ingest.handle(request).await.unwrap();
         assert_eq!(status(&response), 200, "{response}");
+        // The FC server's health answer, store statistics included.
+        let body = body_of(&response);
         assert_eq!(
-            body_of(&response),
-            json!({"status": "ok", "store": "memory"})
+            (&body["status"], &body["store"]),
+            (&json!("ok"), &json!("memory"))
         );
+        assert!(body["cas_retries"].is_u64(), "{body}");
     }
     // API Gateway answers carry its own response type.
-    let response = handle(
-        &ingest,
-        MAX_BODY,
-        api_gateway("GET", "prod", "/healthz", &[], None, false),
-    )
-    .await
-    .unwrap();
+    let response = ingest
+        .handle(api_gateway("GET", "prod", "/healthz", &[], None, false))
+        .await
+        .unwrap();
     assert!(response.get("multiValueHeaders").is_some(), "{response}");
 
-    for request in [
-        function_url("PUT", "/ims", &[], Some(b"{}"), false),
-        function_url("GET", "/ims", &[], None, false),
-        function_url("DELETE", "/healthz", &[], None, false),
-        api_gateway("PATCH", "prod", "/x", &[], None, false),
+    // Any path but the routes' takes a POST (a callback); a route names
+    // its own methods.
+    for (request, allow) in [
+        (function_url("PUT", "/ims", &[], Some(b"{}"), false), "POST"),
+        (function_url("GET", "/ims", &[], None, false), "POST"),
+        (
+            function_url("DELETE", "/healthz", &[], None, false),
+            "GET, HEAD",
+        ),
+        (api_gateway("PATCH", "prod", "/x", &[], None, false), "POST"),
     ] {
-        let response = handle(&ingest, MAX_BODY, request).await.unwrap();
+        let response = ingest.handle(request).await.unwrap();
         assert_eq!(status(&response), 405, "{response}");
-        assert_eq!(response["headers"]["allow"], "POST");
+        assert_eq!(response["headers"]["allow"], allow);
         assert_eq!(body_of(&response)["error"], "method_not_allowed");
     }
 
     let down = unreachable().await;
-    let response = handle(
-        &down,
-        MAX_BODY,
-        function_url("GET", "/healthz", &[], None, false),
-    )
-    .await
-    .unwrap();
+    let response = down
+        .handle(function_url("GET", "/healthz", &[], None, false))
+        .await
+        .unwrap();
     assert_eq!(status(&response), 503);
     assert_eq!(body_of(&response)["error"], "unavailable");
 }
 
 #[tokio::test]
 async fn sqs_invalid_records_are_kept_and_not_redelivered() {
-    let ingest = memory(None).await;
+    let ingest = memory(&[]).await;
     let batch = sqs(&[
         ("m-1", &sample("FileUploadComplete")),
         ("m-2", "{\"EventType\": \"FileUploadComplete\", oops"),
         ("m-3", &sample("SnapshotComplete")),
     ]);
-    let response = handle(&ingest, MAX_BODY, batch).await.expect("answered");
+    let response = ingest.handle(batch).await.expect("answered");
     assert_eq!(response, json!({"batchItemFailures": []}));
     assert_eq!(keys(&ingest, EVENT_PREFIX).await.len(), 2);
     let rejected = keys(&ingest, REJECTED_PREFIX).await;
@@ -282,7 +308,7 @@ async fn sqs_store_down_fails_every_record() {
         ("m-2", "not json"),
         ("m-3", &sample("SnapshotComplete")),
     ]);
-    let response = handle(&ingest, MAX_BODY, batch).await.expect("answered");
+    let response = ingest.handle(batch).await.expect("answered");
     assert_eq!(failed_ids(&response), ["m-1", "m-2", "m-3"]);
 }
 
@@ -294,7 +320,7 @@ async fn sqs_record_without_message_id_fails_the_whole_batch() {
         .as_object_mut()
         .unwrap()
         .remove("messageId");
-    let e = handle(&ingest, MAX_BODY, batch).await.unwrap_err();
+    let e = ingest.handle(batch).await.unwrap_err();
     assert_eq!(e.error_type(), LambdaError::UNAVAILABLE);
     assert!(e.is_retryable());
 }
@@ -307,7 +333,7 @@ async fn sqs_reports_exactly_the_retryable_failures() {
     const MARKER: &str = "unlucky-media-0001";
     let redis = FaultyRedis::start(MARKER).await;
     let store = AnyStore::open(&redis.url()).await.expect("redis store");
-    let ingest = Ingest::new(store, None, DEADLINE);
+    let ingest = Lambda::new(store, &[]);
     let batch = sqs(&[
         ("ok-1", &upload("lucky-media-0001")),
         ("unlucky", &upload(MARKER)),
@@ -315,7 +341,7 @@ async fn sqs_reports_exactly_the_retryable_failures() {
         ("ok-2", &sample("SnapshotComplete")),
         ("ok-3", &upload("lucky-media-0002")),
     ]);
-    let response = handle(&ingest, MAX_BODY, batch).await.expect("answered");
+    let response = ingest.handle(batch).await.expect("answered");
     assert_eq!(failed_ids(&response), ["unlucky"]);
     assert!(redis.injected() >= 1);
     let store = ingest.store();
@@ -332,24 +358,24 @@ async fn sqs_reports_exactly_the_retryable_failures() {
     // The unlucky record, sent alone, is a Lambda error a direct invoker
     // sees as retryable.
     let bare: Value = serde_json::from_str(&upload(MARKER)).unwrap();
-    let e = handle(&ingest, MAX_BODY, bare).await.unwrap_err();
+    let e = ingest.handle(bare).await.unwrap_err();
     assert_eq!(e.error_type(), LambdaError::UNAVAILABLE, "{e}");
 }
 
 #[tokio::test]
 async fn bare_event_answers_its_outcome_or_problems() {
-    let ingest = memory(None).await;
+    let ingest = memory(&[]).await;
     let event: Value = serde_json::from_str(&sample("SnapshotComplete")).unwrap();
-    let outcome = handle(&ingest, MAX_BODY, event.clone()).await.unwrap();
+    let outcome = ingest.handle(event.clone()).await.unwrap();
     assert_eq!(outcome["event_type"], "SnapshotComplete");
     assert_eq!(outcome["resources"][0]["outcome"], "applied");
-    let again = handle(&ingest, MAX_BODY, event).await.unwrap();
+    let again = ingest.handle(event).await.unwrap();
     assert_eq!(again["resources"][0]["outcome"], "duplicate");
     assert_eq!(again["fingerprint"], outcome["fingerprint"]);
 
     // Invalid: kept, and answered (not an error: a retry cannot fix it).
     let invalid = json!({"EventType": "SnapshotComplete", "UserId": 1, "EventTime": "2022-07-15T08:48:14Z", "MessageBody": {}});
-    let answer = handle(&ingest, MAX_BODY, invalid).await.unwrap();
+    let answer = ingest.handle(invalid).await.unwrap();
     assert_eq!(answer["error"], "invalid_event");
     assert!(
         answer["stored_as"]
@@ -361,7 +387,7 @@ async fn bare_event_answers_its_outcome_or_problems() {
     // Not stored: a Lambda error, so the invoker retries.
     let down = unreachable().await;
     let event: Value = serde_json::from_str(&sample("SnapshotComplete")).unwrap();
-    let e = handle(&down, MAX_BODY, event).await.unwrap_err();
+    let e = down.handle(event).await.unwrap_err();
     assert_eq!(e.error_type(), LambdaError::UNAVAILABLE);
     assert!(e.is_retryable());
 }
@@ -382,7 +408,7 @@ fn deadline_is_a_retryable_lambda_error() {
         let dir = tempfile::tempdir().unwrap();
         let spec = format!("redb:{}", dir.path().join("s.redb").display());
         let store = AnyStore::open(&spec).await.expect("redb store");
-        let ingest = Ingest::new(store, None, Duration::from_millis(200));
+        let ingest = Lambda::new(store, &[("IMS_DEADLINE_MS", "200")]);
         let gate = Arc::new((Mutex::new(false), Condvar::new()));
         for _ in 0..BLOCKING_THREADS {
             let gate = Arc::clone(&gate);
@@ -395,11 +421,11 @@ fn deadline_is_a_retryable_lambda_error() {
             });
         }
         let event: Value = serde_json::from_str(&sample("FileUploadComplete")).unwrap();
-        let e = handle(&ingest, MAX_BODY, event).await.unwrap_err();
+        let e = ingest.handle(event).await.unwrap_err();
         assert_eq!(e.error_type(), LambdaError::DEADLINE, "{e}");
         assert!(e.is_retryable());
         let batch = sqs(&[("m-1", &sample("FileUploadComplete"))]);
-        let response = handle(&ingest, MAX_BODY, batch).await.unwrap();
+        let response = ingest.handle(batch).await.unwrap();
         assert_eq!(failed_ids(&response), ["m-1"]);
         *gate.0.lock().unwrap() = true;
         gate.1.notify_all();
@@ -408,7 +434,7 @@ fn deadline_is_a_retryable_lambda_error() {
 
 #[tokio::test]
 async fn unrecognised_and_malformed_events_are_lambda_errors() {
-    let ingest = memory(None).await;
+    let ingest = memory(&[]).await;
     for (event, error_type, says) in [
         (
             json!({"hello": "world"}),
@@ -441,7 +467,7 @@ async fn unrecognised_and_malformed_events_are_lambda_errors() {
             "SQS",
         ),
     ] {
-        let e = handle(&ingest, MAX_BODY, event.clone()).await.unwrap_err();
+        let e = ingest.handle(event.clone()).await.unwrap_err();
         assert_eq!(e.error_type(), error_type, "{event}: {e}");
         assert!(e.message().contains(says), "{event}: {e}");
         assert!(!e.is_retryable());
