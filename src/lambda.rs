@@ -678,6 +678,31 @@ mod tests {
     }
 
     #[test]
+    fn response_bodies_are_text_or_base64() {
+        let typed = |content_type: &'static str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+            headers
+        };
+        let json = typed("application/json");
+        assert_eq!(
+            response_body(&json, Bytes::from_static(b"{}")),
+            (Some("{}".to_owned()), false)
+        );
+        assert_eq!(response_body(&json, Bytes::new()), (None, false));
+        let png = typed("image/png");
+        assert_eq!(
+            response_body(&png, Bytes::from_static(b"\x89PNG")),
+            (Some("iVBORw==".to_owned()), true)
+        );
+        // Not UTF-8, whatever the type says.
+        assert_eq!(
+            response_body(&typed("text/plain"), Bytes::from_static(b"\xff")),
+            (Some("/w==".to_owned()), true)
+        );
+    }
+
+    #[test]
     fn errors_become_diagnostics() {
         let d = lambda_runtime::Diagnostic::from(LambdaError::new(LambdaError::DEADLINE, "late"));
         assert_eq!(

@@ -21,16 +21,16 @@ use std::time::Duration;
 
 /// Generous: the first invocation of a debug binary may be slow on a busy
 /// machine.
-const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
+pub const ANSWER_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The function under test, killed when dropped.
-struct Function {
+pub struct Function {
     child: Child,
     output: Vec<std::thread::JoinHandle<String>>,
 }
 
 impl Function {
-    fn start(api: SocketAddr, settings: &[(&str, &str)]) -> Function {
+    pub fn start(api: SocketAddr, settings: &[(&str, &str)]) -> Function {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_ims-callback"));
         // Only what the Lambda service sets, plus the function's settings:
         // nothing from the developer's environment leaks in.
@@ -101,7 +101,7 @@ impl Function {
 
     /// Kills the function (SIGKILL, as Lambda may end a frozen function
     /// without a signal); returns everything it wrote (stdout, stderr).
-    fn stop(mut self) -> String {
+    pub fn stop(mut self) -> String {
         let _ = self.child.kill();
         let _ = self.child.wait();
         std::mem::take(&mut self.output)
@@ -118,7 +118,7 @@ impl Drop for Function {
     }
 }
 
-fn response(posted: &Posted) -> &Value {
+pub fn response(posted: &Posted) -> &Value {
     match posted {
         Posted::Response { body, .. } => body,
         other => panic!("expected a response, got {other:?}"),

@@ -37,7 +37,8 @@ pub fn signature(key: &str) -> (String, String) {
     (ts, sig)
 }
 
-/// A Function URL request (payload format 2.0) as Lambda delivers it.
+/// A Function URL request (payload format 2.0) as Lambda delivers it;
+/// `path` may carry a query string.
 pub fn function_url(
     method: &str,
     path: &str,
@@ -45,6 +46,7 @@ pub fn function_url(
     body: Option<&[u8]>,
     base64: bool,
 ) -> Value {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
     let host = CALLBACK_URL
         .trim_start_matches("https://")
         .split('/')
@@ -62,7 +64,7 @@ pub fn function_url(
         "version": "2.0",
         "routeKey": "$default",
         "rawPath": path,
-        "rawQueryString": "",
+        "rawQueryString": query,
         "headers": all,
         "requestContext": {
             "accountId": "anonymous",

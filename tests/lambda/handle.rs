@@ -163,6 +163,34 @@ async fn signatures_are_checked_with_case_insensitive_headers() {
     assert_eq!(keys(&ingest, EVENT_PREFIX).await.len(), 1);
 }
 
+/// Only Function Compute sets `x-fc-*` headers; under Lambda a client's
+/// are dropped, so `x-fc-control-path: /invoke` cannot pass an unsigned
+/// event off as an FC event invocation (which carries no IMS signature).
+#[tokio::test]
+async fn forged_fc_headers_are_ignored() {
+    let ingest = memory(SIGNED).await;
+    let event = sample("FileUploadComplete");
+    for (name, base64) in [("x-fc-control-path", false), ("X-FC-Control-Path", true)] {
+        let forged = [(name, "/invoke"), ("x-fc-request-id", "forged")];
+        let request = function_url("POST", "/invoke", &forged, Some(event.as_bytes()), base64);
+        let response = ingest.handle(request).await.unwrap();
+        assert_eq!(status(&response), 401, "{response}");
+        assert_eq!(body_of(&response)["error"], "unauthorized");
+    }
+    assert!(keys(&ingest, EVENT_PREFIX).await.is_empty());
+    // Signed, the same request is an ordinary callback on `/invoke`.
+    let (ts, sig) = signature(AUTH_KEY);
+    let headers = [
+        ("x-fc-control-path", "/invoke"),
+        ("x-ice-timestamp", ts.as_str()),
+        ("x-ice-signature", sig.as_str()),
+    ];
+    let request = function_url("POST", "/invoke", &headers, Some(event.as_bytes()), false);
+    let response = ingest.handle(request).await.unwrap();
+    assert_eq!(status(&response), 200, "{response}");
+    assert_eq!(body_of(&response)["event_type"], "FileUploadComplete");
+}
+
 #[tokio::test]
 async fn oversized_and_undecodable_bodies_are_refused() {
     let max = 100;
