@@ -141,7 +141,8 @@ impl From<LambdaError> for lambda_runtime::Diagnostic {
 }
 
 /// What answers invocations: the HTTP router and, for SQS batches and
-/// bare events, the ingest core over the same store. Cheap to clone.
+/// bare events, the same ingest core (one store, one pipeline). Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct Function {
     router: Router,
@@ -150,10 +151,10 @@ pub struct Function {
 
 impl Function {
     /// The handler for `settings` over an opened `store`.
-    pub fn new(settings: Settings, store: AnyStore) -> Self {
-        let ingest = Ingest::new(store.clone(), settings.auth.clone(), settings.deadline);
+    pub fn new(settings: &Settings, store: AnyStore) -> Self {
+        let ingest = Ingest::new(store, settings.auth.clone(), settings.deadline);
         Function {
-            router: build_router(settings, store),
+            router: build_router(ingest.clone(), settings),
             ingest,
         }
     }
@@ -243,7 +244,7 @@ pub async fn run_with_settings(settings: Settings) -> Result<(), lambda_runtime:
             return Err(message.into());
         }
     };
-    run(Function::new(settings, store)).await
+    run(Function::new(&settings, store)).await
 }
 
 /// Tells the Lambda service that initialization failed (`POST

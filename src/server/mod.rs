@@ -132,7 +132,10 @@ impl Application {
     fn assemble(listener: TcpListener, settings: Settings, store: AnyStore) -> Self {
         Application {
             listener,
-            router: build_router(settings, store),
+            router: build_router(
+                Ingest::new(store, settings.auth.clone(), settings.deadline),
+                &settings,
+            ),
         }
     }
 
@@ -229,21 +232,23 @@ async fn accept_error(e: std::io::Error) {
     tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
-/// The HTTP front-end, with its state, over `store`: every route, body
-/// limit, deadline, auth rule and error body. Served over TCP by
-/// [`Application`] and, under AWS Lambda, once per HTTP invocation by
-/// `crate::lambda` (so both platforms answer alike); `settings.listen` is
-/// not used here.
-pub fn build_router(settings: Settings, store: AnyStore) -> Router {
-    if settings.auth.is_none() {
+/// The HTTP front-end with its state: every route, body limit, deadline,
+/// auth rule and error body, over `ingest` (which holds the store and the
+/// signature keys) and the HTTP settings of `settings` (callback path, body
+/// limit, deadline, read-API token; `listen`, `store` and `auth` are not
+/// read here). Served over TCP by [`Application`] and, under AWS Lambda,
+/// once per HTTP invocation by `crate::lambda`, which passes the ingest it
+/// also serves SQS batches with, so both share one pipeline.
+pub fn build_router(ingest: Ingest, settings: &Settings) -> Router {
+    if !ingest.requires_signature() {
         tracing::warn!("IMS_CALLBACK_AUTH_KEYS is not set: unsigned callbacks are accepted");
     }
     let state = AppState(Arc::new(Shared {
-        ingest: Ingest::new(store, settings.auth, settings.deadline),
-        callback_path: settings.callback_path.map(Arc::from),
+        ingest,
+        callback_path: settings.callback_path.as_deref().map(Arc::from),
         max_body: settings.max_body,
         deadline: settings.deadline,
-        query_token: settings.query_token,
+        query_token: settings.query_token.clone(),
     }));
     let router = Router::new()
         .route("/healthz", get(routes::healthz))

@@ -33,7 +33,7 @@ impl Lambda {
         })
         .expect("valid settings");
         Lambda {
-            function: Function::new(settings, store.clone()),
+            function: Function::new(&settings, store.clone()),
             store,
         }
     }
