@@ -7,13 +7,13 @@
 //! one to the binary and to every cold start for no use here.
 //!
 //! Lines are written by [`JsonLines`], a layer that writes each field
-//! straight into the line as JSON. tracing-subscriber's own JSON format
-//! first collects the fields into a map of `serde_json::Value`s (an
-//! allocation per field): on the one line per event that was ~10 % of a
-//! request's instructions; ours takes ~4 k instructions a line (~3.5 k
-//! since it became a layer of its own rather than a format for the `fmt`
-//! layer). The shape is the same:
-//! `{"timestamp":"…Z","level":"INFO","fields":{"message":"…",…}}`.
+//! straight into the line as JSON, in the shape of tracing-subscriber's
+//! JSON format: `{"timestamp":"…Z","level":"INFO","fields":{"message":"…",…}}`.
+//! The same layer writes Function Compute's plain
+//! `FC Invoke Start RequestId: …` / `FC Invoke End RequestId: …` lines
+//! ([`FcInvocation`]), through the same writer, so every line leaves
+//! whole and in order with the JSON ones.
+// Kept rather than tracing-subscriber's `json()` format: that one first collects each field into a `serde_json::Value` map (about a tenth of a request's instructions on the per-event line), and FC's plain lines would need a second layer sharing its writer.
 //!
 //! The HTTP server ([`LogWriter::Background`]) sends lines to stdout
 //! through tracing-appender's non-blocking writer: a log thread writes
@@ -40,6 +40,42 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 use tracing_subscriber::prelude::*;
 
+/// The target of Function Compute's plain invocation lines: written as
+/// their message alone, and never filtered out by `RUST_LOG` (FC's
+/// console and log search rely on them).
+pub const FC_TARGET: &str = "fc";
+
+/// Writes `FC {kind} Start RequestId: {id}` now and `FC {kind} End
+/// RequestId: {id}` when dropped (also when the request is cancelled), as
+/// the custom runtime specification asks for every invocation
+/// (help.aliyun.com/en/functioncompute/fc-2-0/user-guide/custom-runtime-specification-details);
+/// nothing without a request id (a request FC did not forward).
+#[must_use = "the End line is written when this is dropped"]
+pub struct FcInvocation<'a> {
+    kind: &'static str,
+    request_id: Option<&'a str>,
+}
+
+impl<'a> FcInvocation<'a> {
+    /// `kind` is `Invoke`, `Initialize` or `PreStop`; `request_id` the
+    /// `x-fc-request-id` header.
+    pub fn start(kind: &'static str, request_id: Option<&'a str>) -> Self {
+        if let Some(id) = request_id {
+            tracing::info!(target: FC_TARGET, "FC {kind} Start RequestId: {id}");
+        }
+        FcInvocation { kind, request_id }
+    }
+}
+
+impl Drop for FcInvocation<'_> {
+    fn drop(&mut self) {
+        if let Some(id) = self.request_id {
+            let kind = self.kind;
+            tracing::info!(target: FC_TARGET, "FC {kind} End RequestId: {id}");
+        }
+    }
+}
+
 /// Log lines that may wait for the log thread before a writer waits too.
 pub const QUEUED_LINES: usize = 8 * 1024;
 
@@ -63,10 +99,7 @@ pub enum LogWriter {
 /// the first call installs anything (later guards hold nothing).
 pub fn init(writer: LogWriter) -> LogGuard {
     let setting = std::env::var("RUST_LOG").ok();
-    let filter = setting
-        .as_deref()
-        .and_then(|s| s.parse::<Targets>().ok())
-        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO));
+    let filter = filter(setting.as_deref());
     let (installed, worker) = match writer {
         LogWriter::Direct => (install(std::io::stdout, filter), None),
         LogWriter::Background => {
@@ -93,6 +126,15 @@ pub fn init(writer: LogWriter) -> LogGuard {
     LogGuard {
         _worker: worker.filter(|_| installed),
     }
+}
+
+/// The filter for a `RUST_LOG` setting (`info` when unset or unreadable),
+/// always letting the FC lines through.
+fn filter(setting: Option<&str>) -> Targets {
+    setting
+        .and_then(|s| s.parse::<Targets>().ok())
+        .unwrap_or_else(|| Targets::new().with_default(LevelFilter::INFO))
+        .with_target(FC_TARGET, LevelFilter::INFO)
 }
 
 /// Sets the global subscriber: [`JsonLines`] to `writer`, filtered.
@@ -134,7 +176,12 @@ where
 {
     fn on_event(&self, event: &Event<'_>, _ctx: Context<'_, S>) {
         crate::jsonfmt::with_scratch(|line| {
-            format_line(line, event);
+            if event.metadata().target() == FC_TARGET {
+                event.record(&mut PlainMessage(line));
+                line.push(b'\n');
+            } else {
+                format_line(line, event);
+            }
             // Nowhere to report a failure to write a log line.
             let _ = self
                 .make_writer
@@ -172,6 +219,18 @@ fn write_timestamp(out: &mut Vec<u8>, t: time::OffsetDateTime) {
     put(17, 2, u32::from(t.second()));
     put(20, 6, t.microsecond());
     out.extend_from_slice(&buf);
+}
+
+/// Appends an event's message as it is (the FC lines are built from a
+/// fixed text and a header value, which holds no line break).
+struct PlainMessage<'a>(&'a mut Vec<u8>);
+
+impl Visit for PlainMessage<'_> {
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        if field.name() == "message" {
+            let _ = write!(self.0, "{value:?}");
+        }
+    }
 }
 
 /// Writes an event's fields as JSON members.
@@ -355,6 +414,38 @@ mod tests {
         let got = lines(|| tracing::info!(value = ?Chatty, "outer"));
         let outer = got.iter().find(|l| l["fields"]["message"] == "outer");
         assert_eq!(outer.unwrap()["fields"]["value"], "chatty", "{got:?}");
+    }
+
+    #[test]
+    fn fc_lines_are_plain_whole_lines_between_the_json_ones() {
+        let capture = Capture::default();
+        let sink = capture.clone();
+        let subscriber = tracing_subscriber::registry().with(JsonLines::new(move || sink.clone()));
+        tracing::subscriber::with_default(subscriber, || {
+            let invocation = FcInvocation::start("Invoke", Some("req-1"));
+            tracing::info!(request_id = "req-1", "event stored");
+            drop(invocation);
+            let _unforwarded = FcInvocation::start("Invoke", None);
+        });
+        let text = String::from_utf8(capture.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert_eq!(lines[0], "FC Invoke Start RequestId: req-1");
+        let json: serde_json::Value = serde_json::from_str(lines[1]).unwrap();
+        assert_eq!(json["fields"]["message"], "event stored");
+        assert_eq!(lines[2], "FC Invoke End RequestId: req-1");
+    }
+
+    #[test]
+    fn fc_lines_pass_any_rust_log_level() {
+        for setting in [None, Some("error"), Some("off"), Some("warn,fc=off")] {
+            let filter = filter(setting);
+            assert!(
+                filter.would_enable(FC_TARGET, &tracing::Level::INFO),
+                "{setting:?}"
+            );
+        }
+        assert!(!filter(Some("error")).would_enable("ims_callback::server", &tracing::Level::INFO));
     }
 
     #[test]

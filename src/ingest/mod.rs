@@ -11,8 +11,9 @@ use crate::event::Rejection;
 use crate::pipeline::{Pipeline, PipelineError, Processed};
 use crate::store::AnyStore;
 use auth::{AuthError, CallbackAuth};
-use serde::Serialize;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Shared, cheap-to-clone ingest state: built once at startup.
@@ -21,6 +22,7 @@ pub struct Ingest {
     pipeline: Pipeline<AnyStore>,
     auth: Option<CallbackAuth>,
     deadline: Duration,
+    in_flight: Arc<InFlight>,
 }
 
 /// Why an input was not acknowledged. [`IngestError::status`] is the HTTP
@@ -38,9 +40,6 @@ pub enum IngestError {
         /// Where the input was kept.
         stored_as: String,
     },
-    /// An FC invocation body that cannot be split into messages (400).
-    #[error("invalid invocation: {0}")]
-    BadInvocation(String),
     /// The store is unavailable or overloaded (503: retry).
     #[error("{0}")]
     Unavailable(String),
@@ -57,7 +56,7 @@ impl IngestError {
     pub fn status(&self) -> u16 {
         match self {
             IngestError::Unauthorized(_) => 401,
-            IngestError::Invalid { .. } | IngestError::BadInvocation(_) => 400,
+            IngestError::Invalid { .. } => 400,
             IngestError::Unavailable(_) | IngestError::Deadline(_) => 503,
             IngestError::Internal(_) => 500,
         }
@@ -68,7 +67,6 @@ impl IngestError {
         match self {
             IngestError::Unauthorized(_) => "unauthorized",
             IngestError::Invalid { .. } => "invalid_event",
-            IngestError::BadInvocation(_) => "invalid_invocation",
             IngestError::Unavailable(_) => "unavailable",
             IngestError::Deadline(_) => "deadline_exceeded",
             IngestError::Internal(_) => "internal",
@@ -114,25 +112,128 @@ impl From<PipelineError> for IngestError {
     }
 }
 
-/// The outcome of an FC event invocation.
-#[derive(Debug, Serialize)]
+/// The outcome of an FC event invocation: one entry per message carried.
+#[derive(Debug)]
 pub struct Invoked {
-    /// One entry per message carried.
+    /// What happened to each message, in the order they came.
     pub results: Vec<InvokedMessage>,
+    /// Set when the body could not be split into messages: why. It was
+    /// then taken whole as one input (and kept as rejected).
+    pub unsplit: Option<String>,
 }
 
 /// What happened to one message of an invocation.
-#[derive(Debug, Serialize)]
+#[derive(Debug)]
 pub struct InvokedMessage {
     /// The MNS message id, when there is one.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub message_id: Option<String>,
-    /// The outcome when stored.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    pub processed: Option<Processed>,
-    /// The error body when rejected (the input is kept in the store).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub rejected: Option<Value>,
+    /// Stored, rejected and kept, or not stored.
+    pub outcome: MessageOutcome,
+}
+
+/// The fate of one message.
+#[derive(Debug)]
+pub enum MessageOutcome {
+    /// Durably stored.
+    Stored(Processed),
+    /// Invalid and kept in the rejected area ([`IngestError::Invalid`]):
+    /// as good as stored, since a redelivery cannot fix it.
+    Rejected(IngestError),
+    /// Not durably stored (store down, deadline passed, …): the sender
+    /// must deliver it again.
+    NotStored(IngestError),
+}
+
+impl Invoked {
+    /// Whether every message is stored or kept: only then may FC consider
+    /// the invocation done (`x-fc-status: 200`).
+    pub fn is_durable(&self) -> bool {
+        self.results
+            .iter()
+            .all(|r| !matches!(r.outcome, MessageOutcome::NotStored(_)))
+    }
+
+    /// Whether any message that was not stored may be stored by a retry.
+    pub fn is_retryable(&self) -> bool {
+        self.results
+            .iter()
+            .any(|r| matches!(&r.outcome, MessageOutcome::NotStored(e) if e.is_retryable()))
+    }
+
+    /// The answer body: `{durable, stored, rejected, not_stored, results}`,
+    /// each result `{message_id?, result, …}` with `result` `stored` (and
+    /// the outcome's fields), `rejected` (and `rejected`: the error body)
+    /// or `not_stored` (and `error`: the error body).
+    pub fn body(&self) -> Value {
+        let mut counts = [0usize; 3];
+        let results: Vec<Value> = self
+            .results
+            .iter()
+            .map(|r| {
+                let mut entry = match &r.outcome {
+                    MessageOutcome::Stored(p) => {
+                        counts[0] += 1;
+                        let mut v = serde_json::to_value(p).unwrap_or_else(|_| json!({}));
+                        v["result"] = json!("stored");
+                        v
+                    }
+                    MessageOutcome::Rejected(e) => {
+                        counts[1] += 1;
+                        json!({"result": "rejected", "rejected": e.body()})
+                    }
+                    MessageOutcome::NotStored(e) => {
+                        counts[2] += 1;
+                        json!({"result": "not_stored", "error": e.body()})
+                    }
+                };
+                if let Some(id) = &r.message_id {
+                    entry["message_id"] = json!(id);
+                }
+                entry
+            })
+            .collect();
+        let mut body = json!({
+            "durable": self.is_durable(),
+            "stored": counts[0],
+            "rejected": counts[1],
+            "not_stored": counts[2],
+            "results": results,
+        });
+        if let Some(why) = &self.unsplit {
+            body["unsplit"] = json!(why);
+        }
+        body
+    }
+}
+
+/// How many messages of one batch are processed at once: enough that a
+/// batch of tens fits in the deadline, few enough not to flood the store.
+const BATCH_CONCURRENCY: usize = 16;
+
+/// Counts the events being processed, so that the PreStop hook can wait
+/// for them.
+#[derive(Debug, Default)]
+struct InFlight {
+    count: AtomicUsize,
+    idle: tokio::sync::Notify,
+}
+
+/// One event in flight; dropping it (finished or cancelled) counts it out.
+struct Entered<'a>(&'a InFlight);
+
+impl InFlight {
+    fn enter(&self) -> Entered<'_> {
+        self.count.fetch_add(1, Ordering::SeqCst);
+        Entered(self)
+    }
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        if self.0.count.fetch_sub(1, Ordering::SeqCst) == 1 {
+            self.0.idle.notify_waiters();
+        }
+    }
 }
 
 impl Ingest {
@@ -143,6 +244,7 @@ impl Ingest {
             pipeline: Pipeline::new(store),
             auth,
             deadline,
+            in_flight: Arc::default(),
         }
     }
 
@@ -173,6 +275,7 @@ impl Ingest {
         if let Some(auth) = &self.auth {
             auth.verify(timestamp, signature, unix_now())?;
         }
+        let _in_flight = self.in_flight.enter();
         self.pipeline.process(body).await.map_err(IngestError::from)
     }
 
@@ -184,29 +287,75 @@ impl Ingest {
         }
     }
 
-    /// An FC event invocation: a raw IMS event or MNS message(s). A single
-    /// raw event answers like a callback; for MNS messages an invalid one
-    /// is kept and reported but does not fail the invocation (redelivering
-    /// it cannot help), while any retryable failure fails it whole so FC
-    /// redelivers (the others are then duplicates).
-    pub async fn invoke(&self, body: &[u8]) -> Result<Invoked, IngestError> {
-        let messages =
-            trigger::messages(body).map_err(|e| IngestError::BadInvocation(e.to_string()))?;
-        let from_mns = messages.iter().any(|m| m.message_id.is_some()) || messages.len() > 1;
-        let mut results = Vec::with_capacity(messages.len());
-        for message in messages {
-            let (processed, rejected) = match self.process(&message.body).await {
-                Ok(p) => (Some(p), None),
-                Err(e @ IngestError::Invalid { .. }) if from_mns => (None, Some(e.body())),
-                Err(e) => return Err(e),
-            };
-            results.push(InvokedMessage {
-                message_id: message.message_id,
-                processed,
-                rejected,
-            });
+    /// An FC event invocation: a raw IMS event or MNS message(s), each
+    /// processed (at most [`BATCH_CONCURRENCY`] at a time) and reported,
+    /// whatever happens to the others; a message not stored by `until` is
+    /// reported as such (its write may still land: a redelivery is then a
+    /// duplicate). A body that cannot be split into messages (a batch
+    /// mixing MNS messages with other values) is processed whole as one
+    /// input, which validation rejects and keeps: redelivering it could
+    /// never help, and the rejected area keeps it for inspection.
+    pub async fn invoke(&self, body: &[u8], until: tokio::time::Instant) -> Invoked {
+        let (messages, unsplit) = match trigger::messages(body) {
+            Ok(messages) => (messages, None),
+            Err(e) => (
+                vec![trigger::Message {
+                    message_id: None,
+                    body: std::borrow::Cow::Borrowed(body),
+                }],
+                Some(e.to_string()),
+            ),
+        };
+        // The futures are built first, so no closure is held across an
+        // await (rustc then fails to prove the handler's future `Send`).
+        let permits = tokio::sync::Semaphore::new(BATCH_CONCURRENCY);
+        let pending: Vec<_> = messages
+            .into_iter()
+            .map(|message| self.invoke_one(&permits, message, until))
+            .collect();
+        let results = futures_util::future::join_all(pending).await;
+        Invoked { results, unsplit }
+    }
+
+    async fn invoke_one(
+        &self,
+        permits: &tokio::sync::Semaphore,
+        message: trigger::Message<'_>,
+        until: tokio::time::Instant,
+    ) -> InvokedMessage {
+        // Never closed, so acquiring only waits.
+        let _permit = permits.acquire().await;
+        let _in_flight = self.in_flight.enter();
+        let stored =
+            tokio::time::timeout_at(until, self.pipeline.process(&message.body)).await;
+        let outcome = match stored {
+            Ok(Ok(processed)) => MessageOutcome::Stored(processed),
+            Ok(Err(e)) => match IngestError::from(e) {
+                e @ IngestError::Invalid { .. } => MessageOutcome::Rejected(e),
+                e => MessageOutcome::NotStored(e),
+            },
+            Err(_) => MessageOutcome::NotStored(IngestError::Deadline(self.deadline)),
+        };
+        InvokedMessage {
+            message_id: message.message_id,
+            outcome,
         }
-        Ok(Invoked { results })
+    }
+
+    /// Waits until no event is being processed, or `limit` has passed;
+    /// returns how many still are.
+    pub async fn drain(&self, limit: Duration) -> usize {
+        let wait = async {
+            loop {
+                let idle = self.in_flight.idle.notified();
+                if self.in_flight.count.load(Ordering::SeqCst) == 0 {
+                    return;
+                }
+                idle.await;
+            }
+        };
+        let _ = tokio::time::timeout(limit, wait).await;
+        self.in_flight.count.load(Ordering::SeqCst)
     }
 }
 

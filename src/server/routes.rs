@@ -4,15 +4,17 @@
 use super::AppState;
 use super::error::AppError;
 use crate::ingest::auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
-use crate::ingest::{IngestError, Invoked, log};
+use crate::ingest::{IngestError, MessageOutcome, log};
 use crate::pipeline::{EVENT_PREFIX, Processed, read_state};
 use crate::state::{Fingerprint, ResourceKey, ResourceKind};
 use crate::store::Store;
+use crate::telemetry::FcInvocation;
 use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::Request;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, HeaderName, Method, Uri, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri, header};
+use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use std::time::Instant;
@@ -21,6 +23,9 @@ use std::time::Instant;
 /// HTTP-trigger request never carries it.
 const CONTROL_PATH: HeaderName = HeaderName::from_static("x-fc-control-path");
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-fc-request-id");
+/// The answer header that alone tells FC whether an event invocation
+/// failed (`404`) or not (`200`).
+const FC_STATUS: HeaderName = HeaderName::from_static("x-fc-status");
 // Header names as `HeaderName`s: a lookup by `&str` first validates and
 // lower-cases the name (~360 instructions each, three per callback).
 const TIMESTAMP: HeaderName = HeaderName::from_static(TIMESTAMP_HEADER);
@@ -35,6 +40,7 @@ pub async fn fallback(
     request: Request,
 ) -> Result<JsonAnswer, AppError> {
     let (parts, body) = request.into_parts();
+    let _fc = FcInvocation::start("Invoke", request_id(&parts.headers));
     if parts.method != Method::POST {
         return Err(AppError::MethodNotAllowed("POST"));
     }
@@ -56,8 +62,8 @@ pub async fn invoke(
     uri: Uri,
     headers: HeaderMap,
     body: Body,
-) -> Result<axum::response::Response, AppError> {
-    use axum::response::IntoResponse;
+) -> Result<Response, AppError> {
+    let _fc = FcInvocation::start("Invoke", request_id(&headers));
     if !is_control(&headers, "/invoke") {
         if app
             .callback_path
@@ -68,40 +74,65 @@ pub async fn invoke(
         }
         return Ok(callback(&app, &headers, body).await?.into_response());
     }
+    Ok(event_invocation(&app, &headers, body).await)
+}
+
+/// An FC event invocation. FC drops the HTTP status and headers of the
+/// answer except `x-fc-status`, which alone says whether the invocation
+/// failed (custom runtime specification,
+/// help.aliyun.com/en/functioncompute/fc-2-0/user-guide/custom-runtime-specification-details):
+/// every answer carries it, `200` only when each message is stored or
+/// kept as rejected, `404` otherwise so that the trigger redelivers. The
+/// HTTP status agrees, for callers that do read it: 200, else 503 (500
+/// when no retry can help, 413/408/400 when the body itself was not read).
+async fn event_invocation(app: &AppState, headers: &HeaderMap, body: Body) -> Response {
     let started = Instant::now();
-    let until = request_deadline(&app);
-    let bytes = tokio::time::timeout_at(until, read_body(&app, &headers, body))
-        .await
-        .map_err(|_| AppError::BodyTimeout)??;
-    let result: Result<Invoked, IngestError> = within(&app, until, app.ingest.invoke(&bytes)).await;
-    match &result {
-        Ok(invoked) => {
-            for r in &invoked.results {
-                let trigger = if r.message_id.is_some() {
-                    "mns"
-                } else {
-                    "invoke"
-                };
-                match &r.processed {
-                    Some(p) => log::stored(
-                        request_id(&headers),
-                        trigger,
-                        r.message_id.as_deref(),
-                        p,
-                        started,
-                    ),
-                    None => tracing::warn!(
-                        request_id = request_id(&headers),
-                        trigger,
-                        message_id = r.message_id.as_deref(),
-                        "invalid MNS message kept in the rejected area"
-                    ),
-                }
+    let until = request_deadline(app);
+    let request_id = request_id(headers);
+    let bytes = match tokio::time::timeout_at(until, read_body(app, headers, body)).await {
+        Ok(Ok(bytes)) => bytes,
+        Ok(Err(e)) => return refused_invocation(request_id, e),
+        Err(_) => return refused_invocation(request_id, AppError::BodyTimeout),
+    };
+    let invoked = app.ingest.invoke(&bytes, until).await;
+    for r in &invoked.results {
+        let trigger = if r.message_id.is_some() {
+            "mns"
+        } else {
+            "invoke"
+        };
+        let message_id = r.message_id.as_deref();
+        match &r.outcome {
+            MessageOutcome::Stored(p) => log::stored(request_id, trigger, message_id, p, started),
+            MessageOutcome::Rejected(e) | MessageOutcome::NotStored(e) => {
+                log::not_stored(request_id, trigger, message_id, e, started)
             }
         }
-        Err(e) => log::not_stored(request_id(&headers), "invoke", None, e, started),
     }
-    Ok(Json(result?).into_response())
+    let durable = invoked.is_durable();
+    let status = match (durable, invoked.is_retryable()) {
+        (true, _) => StatusCode::OK,
+        (false, true) => StatusCode::SERVICE_UNAVAILABLE,
+        (false, false) => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let mut response = (status, Json(invoked.body())).into_response();
+    set_fc_status(&mut response, durable);
+    response
+}
+
+/// An event invocation whose body could not be read: nothing was stored.
+fn refused_invocation(request_id: Option<&str>, e: AppError) -> Response {
+    tracing::warn!(request_id, trigger = "invoke", error = %e, "invocation not stored");
+    let mut response = e.into_response();
+    set_fc_status(&mut response, false);
+    response
+}
+
+fn set_fc_status(response: &mut Response, durable: bool) {
+    response.headers_mut().insert(
+        FC_STATUS,
+        HeaderValue::from_static(if durable { "200" } else { "404" }),
+    );
 }
 
 async fn callback(app: &AppState, headers: &HeaderMap, body: Body) -> Result<JsonAnswer, AppError> {
@@ -151,18 +182,6 @@ impl axum::response::IntoResponse for JsonAnswer {
 /// `IMS_DEADLINE_MS` of the request's head, under IMS's 3 s.
 fn request_deadline(app: &AppState) -> tokio::time::Instant {
     tokio::time::Instant::now() + app.deadline
-}
-
-/// Runs `work` until `until`; past it, the answer is a 503 deadline error
-/// (a write cut short may still land: the retry is then a duplicate).
-async fn within<T>(
-    app: &AppState,
-    until: tokio::time::Instant,
-    work: impl std::future::Future<Output = Result<T, IngestError>>,
-) -> Result<T, IngestError> {
-    tokio::time::timeout_at(until, work)
-        .await
-        .unwrap_or(Err(IngestError::Deadline(app.deadline)))
 }
 
 /// Reads the body within the size limit; the caller bounds the time.
@@ -254,18 +273,84 @@ pub async fn healthz(State(app): State<AppState>) -> Result<Json<Value>, AppErro
     }
 }
 
-/// `POST /initialize` (FC lifecycle hook): connects to the store so the
-/// first callback does not pay for it.
-pub async fn initialize(state: State<AppState>) -> Result<Json<Value>, AppError> {
-    healthz(state).await
+/// `POST /initialize` (FC Initializer hook): opens and warms the store
+/// connection and logs how that went. A store that is down or slow does
+/// not fail the hook: FC would answer the pending caller 200 with
+/// `X-Fc-Error-Type: InitializationError`, and an IMS HTTP callback
+/// answered so is lost at IMS (lifecycle hooks for custom runtimes,
+/// alibabacloud.com/help/en/functioncompute/fc/lifecycle-hooks-for-function-instances-in-a-custom-runtime);
+/// answered 200 instead, each request gets its own 503 (IMS retries, MNS
+/// redelivers) until the store is back. Settings are validated before
+/// the server listens (an invalid one exits at start-up), so the hook
+/// fails (503) only on the settings that only the store can judge: a
+/// store answering with an error no retry fixes (a wrong password or
+/// database, a cluster URL for a single server).
+pub async fn initialize(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AppError> {
+    let _fc = FcInvocation::start("Initialize", request_id(&headers));
+    let store = app.ingest.store();
+    let started = Instant::now();
+    let checked = tokio::time::timeout(app.deadline, store.health()).await;
+    let elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    let problem = match checked {
+        Ok(Ok(())) => {
+            tracing::info!(store = store.kind(), elapsed_ms, "initialize: store ready");
+            return Ok(Json(json!({"status": "ok", "store": store.kind()})));
+        }
+        Ok(Err(e)) if !e.is_retryable() => {
+            tracing::error!(store = store.kind(), error = %e, elapsed_ms,
+                "initialize: the store refuses these settings");
+            return Err(AppError::Unavailable(format!(
+                "the store refuses these settings: {e}"
+            )));
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => format!("no answer within {:?}", app.deadline),
+    };
+    tracing::warn!(
+        store = store.kind(),
+        error = problem.as_str(),
+        elapsed_ms,
+        "initialize: store not reachable yet; requests answer 503 until it is"
+    );
+    Ok(Json(json!({
+        "status": "degraded",
+        "store": store.kind(),
+        "error": problem,
+    })))
 }
 
-/// `GET /pre-stop` (FC lifecycle hook): every acknowledged event is
-/// already durable (each 200 waits for its commit), so there is nothing
-/// to flush; FC then sends SIGTERM, which drains in-flight requests.
-pub async fn pre_stop() -> Json<Value> {
-    tracing::info!("pre-stop: nothing buffered; in-flight requests drain on SIGTERM");
-    Json(json!({"status": "ok"}))
+/// How long the PreStop hook waits beyond one request deadline.
+const DRAIN_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// `GET /pre-stop` (FC PreStop hook): waits until the events being
+/// processed (callbacks and event invocations in flight) are answered,
+/// at most `IMS_DEADLINE_MS` plus [`DRAIN_MARGIN`] — each is bounded by
+/// that deadline, so the wait ends well within any sensible PreStop
+/// timeout. Nothing is buffered: every acknowledged event is already
+/// durable. FC then sends SIGTERM, which closes the connections.
+pub async fn pre_stop(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, AppError> {
+    let _fc = FcInvocation::start("PreStop", request_id(&headers));
+    let started = Instant::now();
+    let still = app.ingest.drain(app.deadline + DRAIN_MARGIN).await;
+    let waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if still == 0 {
+        tracing::info!(waited_ms, "pre-stop: no event in flight");
+    } else {
+        tracing::warn!(
+            waited_ms,
+            in_flight = still,
+            "pre-stop: events still in flight"
+        );
+    }
+    Ok(Json(
+        json!({"status": "ok", "in_flight": still, "waited_ms": waited_ms}),
+    ))
 }
 
 fn check_token(app: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
@@ -314,7 +399,6 @@ pub async fn event(
     headers: HeaderMap,
     Path(fingerprint): Path<String>,
 ) -> Result<axum::response::Response, AppError> {
-    use axum::response::IntoResponse;
     check_token(&app, &headers)?;
     let fingerprint = Fingerprint::parse(&fingerprint)
         .ok_or_else(|| AppError::BadRequest("a fingerprint is 32 lowercase hex digits".into()))?;
