@@ -47,15 +47,17 @@ fn bytes(value: &Value) -> Vec<u8> {
     serde_json::to_vec(value).unwrap()
 }
 
-/// Each case: what is posted, the HTTP status, `x-fc-status`, and the
-/// `result` of each message in order.
+/// A case: its name, what is posted, the HTTP status, `x-fc-status`, and
+/// the `result` of each message in order.
+type Case<'a> = (&'a str, Vec<u8>, u16, &'a str, Vec<&'a str>);
+
 #[tokio::test]
 async fn every_event_invocation_answer_carries_x_fc_status() {
     let app = spawn_app(None, &[("IMS_MAX_BODY", "65536")]).await;
     let valid = read(&events_dir().join("ProduceMediaComplete.json"));
     let other = read(&events_dir().join("FileUploadComplete.json"));
     let invalid = read(&events_dir().join("invalid/missing-media-id.json"));
-    let cases: Vec<(&str, Vec<u8>, u16, &str, Vec<&str>)> = vec![
+    let cases: Vec<Case> = vec![
         ("raw valid event", valid.clone(), 200, "200", vec!["stored"]),
         (
             "raw invalid event: kept, so done",
