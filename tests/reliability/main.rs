@@ -7,6 +7,7 @@
 mod concurrency;
 mod events;
 mod faults;
+mod fc_harness;
 mod helpers;
 mod hostile;
 mod process;
