@@ -52,7 +52,7 @@ pub struct Delivered {
 /// The trigger's backoff before redelivery number `n` (1-based): 50 ms,
 /// doubling, at most 800 ms.
 fn backoff(n: usize) -> Duration {
-    Duration::from_millis(50 << n.min(5) - 1).min(Duration::from_millis(800))
+    Duration::from_millis(50 << (n.clamp(1, 5) - 1)).min(Duration::from_millis(800))
 }
 
 /// Redeliveries after which a message would be in the dead-letter queue
