@@ -326,8 +326,7 @@ impl Ingest {
         // Never closed, so acquiring only waits.
         let _permit = permits.acquire().await;
         let _in_flight = self.in_flight.enter();
-        let stored =
-            tokio::time::timeout_at(until, self.pipeline.process(&message.body)).await;
+        let stored = tokio::time::timeout_at(until, self.pipeline.process(&message.body)).await;
         let outcome = match stored {
             Ok(Ok(processed)) => MessageOutcome::Stored(processed),
             Ok(Err(e)) => match IngestError::from(e) {
