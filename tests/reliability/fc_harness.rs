@@ -314,12 +314,12 @@ async fn mns_messages_through_fc_survive_a_frozen_then_killed_redis() {
     wait_for(&answered, 30).await;
     redis.signal(libc::SIGSTOP);
     let frozen_at = answered.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
     redis.signal(libc::SIGCONT);
     wait_for(&answered, frozen_at + 30).await;
     redis.kill();
     let killed_at = answered.load(Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let restarted = redis.restart();
     let delivered = delivering.await.unwrap();
     let elapsed = started.elapsed();
@@ -332,8 +332,8 @@ async fn mns_messages_through_fc_survive_a_frozen_then_killed_redis() {
     assert!(redelivered > 0, "the outages were noticed");
     eprintln!(
         "FIGURES fc_harness MNS: {} messages in {} invocations (100 single, 20 batches of 5), \
-         12 in flight, IMS_DEADLINE_MS=300; Redis frozen 0.8 s after {frozen_at} answers, \
-         killed after {killed_at} and restarted 0.6 s later; {redelivered} redeliveries on \
+         12 in flight, IMS_DEADLINE_MS=300; Redis frozen 0.5 s after {frozen_at} answers, \
+         killed after {killed_at} and restarted 0.4 s later; {redelivered} redeliveries on \
          x-fc-status 404 (at most {most} invocations for one); {stored}/{} stored, 0 lost; \
          {resources} resources identical to a fault-free sequential run; {elapsed:.2?}",
         generated.len(),
@@ -432,7 +432,7 @@ async fn through_outage(outage: Outage, deadline_ms: u64) -> String {
 /// at the same moment are all stored once the store is back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ims_http_drops_what_an_outage_outlasts_and_mns_keeps_it() {
-    let deadline_ms = 300;
+    let deadline_ms = 150;
     let (frozen, killed) = tokio::join!(
         through_outage(Outage::Frozen, deadline_ms),
         through_outage(Outage::Killed, deadline_ms)
