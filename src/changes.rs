@@ -163,7 +163,10 @@ mod tests {
             let err = check_limit(bad).unwrap_err().to_string();
             assert!(err.contains("limit must be between 1 and"), "{err}");
         }
-        assert!(matches!(parse_cursor("x1"), Err(ChangesError::BadRequest(_))));
+        assert!(matches!(
+            parse_cursor("x1"),
+            Err(ChangesError::BadRequest(_))
+        ));
         assert_eq!(parse_cursor("3.0").unwrap().positions(), [3, 0]);
     }
 }
