@@ -116,3 +116,56 @@ proptest! {
         });
     }
 }
+
+/// `ims-callback changes` through the binary: every applied write once, in
+/// pages that resume from the printed cursor.
+#[test]
+fn the_cli_prints_the_feed_and_resumes_from_its_cursor() {
+    use std::process::Command;
+    let bin = || Command::new(env!("CARGO_BIN_EXE_ims-callback"));
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("redb:{}", dir.path().join("state.redb").display());
+    let events = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("events");
+    let invoked = bin()
+        .arg("invoke")
+        .arg(&events)
+        .args(["--store", &store])
+        .output()
+        .unwrap();
+    let applied = String::from_utf8(invoked.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|o| o["resources"].as_array().unwrap().len())
+        .sum::<usize>();
+    let changes = |args: &[&str]| {
+        let out = bin()
+            .arg("changes")
+            .args(args)
+            .args(["--store", &store])
+            .output()
+            .unwrap();
+        let lines: Vec<Value> = String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        (
+            out.status.code(),
+            lines,
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (code, all, stderr) = changes(&[]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(all.len(), applied);
+    assert_eq!(stderr.trim(), format!("next: {applied}"));
+    let (_, first, stderr) = changes(&["--limit", "5"]);
+    assert_eq!(first, all[..5]);
+    let next = stderr.trim().strip_prefix("next: ").unwrap().to_owned();
+    let (_, rest, _) = changes(&["--after", &next]);
+    assert_eq!(rest, all[5..]);
+    let (code, none, stderr) = changes(&["--after", "not-a-cursor"]);
+    assert_eq!((code, none.len()), (Some(2), 0));
+    assert!(stderr.contains("cursor `not-a-cursor`"), "{stderr}");
+}
