@@ -17,7 +17,7 @@
 use axum::{Router, body::Bytes, http::StatusCode};
 use ims_callback::pipeline::Pipeline;
 use ims_callback::store::memory::MemoryStore;
-use ims_callback::store::{CasOutcome, Store, StoreError, Version, Versioned};
+use ims_callback::store::{CasOutcome, Cursor, LogPage, Store, StoreError, Version, Versioned};
 use std::net::SocketAddr;
 
 #[global_allocator]
@@ -26,6 +26,9 @@ static GLOBAL: ims_callback::alloc::MiMalloc = ims_callback::alloc::MiMalloc;
 /// A store that keeps nothing: every read misses, every write succeeds.
 #[derive(Debug, Clone)]
 struct Discard;
+
+/// Never notified: the discarding store keeps no log.
+static NEVER_APPENDED: tokio::sync::Notify = tokio::sync::Notify::const_new();
 
 impl Store for Discard {
     async fn get(&self, _key: &str) -> Result<Option<Versioned>, StoreError> {
@@ -40,6 +43,36 @@ impl Store for Discard {
     ) -> Result<CasOutcome, StoreError> {
         std::hint::black_box(value);
         Ok(CasOutcome::Written(Version::FIRST))
+    }
+
+    async fn compare_and_set_logged(
+        &self,
+        _key: &str,
+        _expected: Option<Version>,
+        value: &[u8],
+        change: &[u8],
+    ) -> Result<CasOutcome, StoreError> {
+        std::hint::black_box((value, change));
+        Ok(CasOutcome::Written(Version::FIRST))
+    }
+
+    fn log_partitions(&self) -> usize {
+        1
+    }
+
+    async fn read_log(
+        &self,
+        _after: Option<&Cursor>,
+        _limit: usize,
+    ) -> Result<LogPage, StoreError> {
+        Ok(LogPage {
+            entries: Vec::new(),
+            next: Cursor::start(1),
+        })
+    }
+
+    fn log_appended(&self) -> &tokio::sync::Notify {
+        &NEVER_APPENDED
     }
 
     async fn list_prefix(

@@ -6,6 +6,7 @@
 //! them, and the CLI. Every entry point runs the same functions.
 
 pub mod alloc;
+pub mod changes;
 pub mod configuration;
 pub mod event;
 pub mod ingest;

@@ -8,7 +8,10 @@
 //!   there means a redelivery, and processing continues — an earlier
 //!   attempt may have stopped half-way);
 //! - each touched resource by read → merge → compare-and-set, retried on
-//!   conflict up to [`MAX_CAS_ATTEMPTS`] times.
+//!   conflict up to [`MAX_CAS_ATTEMPTS`] times; a write that changes the
+//!   state appends its [`ChangeRecord`] to the change log in the same
+//!   atomic write (a duplicate or stale event writes nothing, so logs
+//!   nothing).
 //!
 //! Only when every write succeeded does [`Pipeline::process`] return `Ok`, so nothing
 //! acknowledged is ever lost; any store failure is returned as a retryable
@@ -17,6 +20,7 @@
 //! An invalid event is kept under `rejected/{fingerprint-of-bytes}` with
 //! its problems, so it can be inspected and replayed.
 
+use crate::changes::ChangeRecord;
 use crate::event::catalogue::Classification;
 use crate::event::{Event, Rejection, classify};
 use crate::state::{self, ApplyOutcome, Fingerprint, ResourceKey, ResourceState};
@@ -374,13 +378,26 @@ async fn apply_change<S: Store>(
             Some(found) => (decode_state(key, &found.value)?, Some(found.version)),
             None => (ResourceState::new(&change.key), None),
         };
+        let previous_status = version.map(|_| resource.status.clone());
         let outcome = resource.apply(meta, change);
         if outcome == ApplyOutcome::Applied {
             // Sized from the stored record, which this one rarely outgrows by much.
             let mut bytes = Vec::with_capacity(stored_len + 512);
             resource.write_json(&mut bytes);
-            if let CasOutcome::Conflict { .. } = store.compare_and_set(key, version, &bytes).await?
-            {
+            let logged = ChangeRecord {
+                key: key.to_owned(),
+                kind: change.key.kind().as_str().to_owned(),
+                status: resource.status.clone(),
+                previous_status,
+                event_type: meta.event_type.clone(),
+                fingerprint: meta.stamp.fingerprint.to_string(),
+                at: meta.at.clone(),
+                state: resource.view(),
+            };
+            let written = store
+                .compare_and_set_logged(key, version, &bytes, &logged.to_bytes())
+                .await?;
+            if let CasOutcome::Conflict { .. } = written {
                 writers.cas_retries.fetch_add(1, Ordering::Relaxed);
                 backoff(attempt).await;
                 continue;

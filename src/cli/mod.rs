@@ -1,5 +1,6 @@
 //! The command-line interface of the `ims-callback` binary.
 
+mod changes;
 mod input;
 mod invoke;
 mod replay;
@@ -45,6 +46,8 @@ enum Command {
     State(state::Args),
     /// Re-process stored rejected inputs; those now valid are applied.
     Replay(replay::Args),
+    /// Print the change feed as JSON lines (`--follow` waits for more).
+    Changes(changes::Args),
 }
 
 /// Exit status for usage and I/O errors (clap uses 2 for usage errors too).
@@ -63,6 +66,7 @@ impl Cli {
             Command::Invoke(args) => invoke::run(args),
             Command::State(args) => state::run(args),
             Command::Replay(args) => replay::run(args),
+            Command::Changes(args) => changes::run(args),
         }
     }
 }

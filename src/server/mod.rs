@@ -13,6 +13,7 @@
 //! (431 otherwise), at most [`MAX_HEADERS`] of them; the body is bounded by
 //! `IMS_MAX_BODY` and the request deadline in the handlers.
 
+mod changes;
 mod error;
 mod idle;
 mod routes;
@@ -257,6 +258,7 @@ pub fn build_router(ingest: Ingest, settings: &Settings) -> Router {
         .route("/invoke", post(routes::invoke))
         .route("/v1/resources/{kind}/{id}", get(routes::resource))
         .route("/v1/events/{fingerprint}", get(routes::event))
+        .route("/v1/changes", get(changes::changes))
         // After the routes: it applies to those already added.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(routes::fallback);

@@ -353,7 +353,8 @@ pub async fn pre_stop(
     ))
 }
 
-fn check_token(app: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
+/// `Ok` when the request carries the read API's bearer token.
+pub(super) fn check_token(app: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
     // Without a configured token the read API does not exist.
     let Some(token) = &app.query_token else {
         return Err(AppError::NotFound);

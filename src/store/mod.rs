@@ -10,12 +10,28 @@
 //!   expected one (`None` = create only if absent); versions start at 1 and
 //!   grow by one on every successful write, so a read–modify–CAS loop is the
 //!   whole concurrency story;
+//! - [`Store::compare_and_set_logged`] — the same, appending an entry to the
+//!   change log in the same atomic write (the transactional outbox: no change
+//!   without its entry, no entry without its change);
+//! - [`Store::read_log`] — a page of the change log after a [`Cursor`];
 //! - [`Store::list_prefix`] — a bounded, sorted page of keys with a prefix,
 //!   for the query API;
 //! - [`Store::health`] — can the backend serve requests right now.
 //!
 //! There is no delete: resources are never removed, only moved to a terminal
 //! state by the layer above.
+//!
+//! # The change log
+//!
+//! The log is split into [`Store::log_partitions`] partitions, each with
+//! its own sequence numbers (1, 2, …, never reused). Memory and redb have one
+//! partition, so their log is totally ordered. Redis has one partition per
+//! key bucket (see [`redis`]): a Redis Cluster script may touch one hash
+//! slot only, so a resource and the log that records it must share a slot;
+//! one global log would make every write cross-slot. Order is then kept per
+//! partition, so per key, as in Kafka or Kinesis, and a [`Cursor`] holds one
+//! position per partition. Entries are opaque bytes next to the key they
+//! record; the layer above decides what they say.
 //!
 //! Backends (see [`AnyStore::open`] for the setting that picks one):
 //! - [`memory::MemoryStore`] — in-process, for tests and throwaway runs;
@@ -31,7 +47,10 @@
 
 use std::fmt;
 use std::future::Future;
+use std::str::FromStr;
 use std::time::Duration;
+
+use tokio::sync::Notify;
 
 pub mod memory;
 pub mod redb;
@@ -50,6 +69,9 @@ pub const MAX_KEY_LEN: usize = 1024;
 
 /// Most entries one [`Store::list_prefix`] call returns; larger limits are capped.
 pub const MAX_LIST_LIMIT: usize = 1000;
+
+/// Most entries one [`Store::read_log`] call returns; larger limits are capped.
+pub const MAX_LOG_LIMIT: usize = 1000;
 
 /// Default for [`StoreOptions::timeout`].
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
@@ -103,6 +125,123 @@ pub enum CasOutcome {
     },
 }
 
+/// The id of one change-log entry: its partition and its sequence number
+/// there. Shown as `PARTITION:SEQ` (e.g. `0:17`); unique, never reused, and
+/// increasing along its partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ChangeId {
+    /// The partition, `0..log_partitions()`.
+    pub partition: u16,
+    /// The sequence number within the partition, from 1.
+    pub seq: u64,
+}
+
+impl fmt::Display for ChangeId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.partition, self.seq)
+    }
+}
+
+/// One change-log entry as stored: which key it records and its bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    /// Where it stands in the log.
+    pub id: ChangeId,
+    /// The store key whose write appended it.
+    pub key: String,
+    /// The bytes given to [`Store::compare_and_set_logged`].
+    pub value: Vec<u8>,
+}
+
+/// A position in the change log: per partition, the sequence number of the
+/// last entry already read (0 = none). Shown as the numbers joined by `.`
+/// (`17` for one partition, `0.3.0.12…` for sixteen).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Cursor(Vec<u64>);
+
+impl Cursor {
+    /// The position before the oldest entry of a log of `partitions` partitions.
+    pub fn start(partitions: usize) -> Self {
+        Cursor(vec![0; partitions])
+    }
+
+    /// The last sequence number read, per partition.
+    pub fn positions(&self) -> &[u64] {
+        &self.0
+    }
+
+    /// This cursor after reading `entry` (entries of a partition must be
+    /// passed in their log order).
+    pub fn advance(&mut self, entry: ChangeId) {
+        if let Some(position) = self.0.get_mut(usize::from(entry.partition)) {
+            *position = (*position).max(entry.seq);
+        }
+    }
+
+    /// This cursor checked against a log of `partitions` partitions.
+    pub(crate) fn check(&self, partitions: usize) -> Result<(), StoreError> {
+        if self.0.len() == partitions {
+            return Ok(());
+        }
+        Err(StoreError::InvalidCursor(format!(
+            "cursor `{self}` has {} position(s), this store's log has {partitions} partition(s)",
+            self.0.len()
+        )))
+    }
+}
+
+impl fmt::Display for Cursor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, position) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            position.fmt(f)?;
+        }
+        Ok(())
+    }
+}
+
+/// Most partitions a cursor may name: far more than any backend has, few
+/// enough that parsing a hostile cursor stays cheap.
+const MAX_CURSOR_PARTS: usize = 256;
+
+impl FromStr for Cursor {
+    type Err = StoreError;
+
+    /// Parses `N[.N…]`, each `N` a decimal sequence number.
+    fn from_str(s: &str) -> Result<Self, StoreError> {
+        let invalid = |why: &str| {
+            let shown: String = s.chars().take(64).collect();
+            StoreError::InvalidCursor(format!("cursor `{shown}` {why}"))
+        };
+        if s.split('.').nth(MAX_CURSOR_PARTS).is_some() {
+            return Err(invalid("has too many positions"));
+        }
+        s.split('.')
+            .map(|part| {
+                if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) {
+                    return Err(invalid("must be decimal numbers joined by `.`"));
+                }
+                part.parse::<u64>()
+                    .map_err(|_| invalid("has a position beyond 2^64"))
+            })
+            .collect::<Result<_, _>>()
+            .map(Cursor)
+    }
+}
+
+/// A page of the change log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogPage {
+    /// The entries after the cursor asked for: each partition's in its log
+    /// order (on a one-partition log, the log order).
+    pub entries: Vec<LogEntry>,
+    /// Where the next page starts: the cursor asked for, advanced past
+    /// `entries`.
+    pub next: Cursor,
+}
+
 /// Why a store call failed.
 ///
 /// Display texts never contain a Redis password: URLs are shown redacted
@@ -127,6 +266,9 @@ pub enum StoreError {
     /// The key is empty or longer than [`MAX_KEY_LEN`] bytes.
     #[error("invalid store key: {0}")]
     InvalidKey(String),
+    /// A change-log cursor is malformed or does not fit this store's log.
+    #[error("invalid change-log cursor: {0}")]
+    InvalidCursor(String),
     /// The value is larger than [`MAX_VALUE_LEN`].
     #[error("value of {len} bytes exceeds the store limit of {max} bytes")]
     ValueTooLarge {
@@ -185,6 +327,35 @@ pub trait Store: Send + Sync {
         expected: Option<Version>,
         value: &[u8],
     ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
+
+    /// [`Store::compare_and_set`] that, when it writes, also appends `change`
+    /// to the change log, atomically: the write and its entry are stored
+    /// together or not at all. On a conflict nothing is appended.
+    fn compare_and_set_logged(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        change: &[u8],
+    ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
+
+    /// How many partitions the change log has (fixed for a backend).
+    fn log_partitions(&self) -> usize;
+
+    /// At most `min(limit, MAX_LOG_LIMIT)` entries after `after` (`None` =
+    /// from the oldest), and the cursor to continue from. Reading is
+    /// repeatable: the same cursor gives the same entries, plus any appended
+    /// since. A cursor with the wrong number of positions is
+    /// [`StoreError::InvalidCursor`].
+    fn read_log(
+        &self,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> impl Future<Output = Result<LogPage, StoreError>> + Send;
+
+    /// Notified after every log append made through this handle or its
+    /// clones (writes by other processes are not seen here: poll for them).
+    fn log_appended(&self) -> &Notify;
 
     /// Keys starting with `prefix` and their values, sorted by key, strictly
     /// after `start_after` if given, at most `min(limit, MAX_LIST_LIMIT)`.
@@ -309,6 +480,36 @@ impl Store for AnyStore {
         delegate!(self, s => s.compare_and_set(key, expected, value))
     }
 
+    async fn compare_and_set_logged(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        change: &[u8],
+    ) -> Result<CasOutcome, StoreError> {
+        delegate!(self, s => s.compare_and_set_logged(key, expected, value, change))
+    }
+
+    fn log_partitions(&self) -> usize {
+        match self {
+            AnyStore::Memory(s) => s.log_partitions(),
+            AnyStore::Redb(s) => s.log_partitions(),
+            AnyStore::Redis(s) | AnyStore::RedisCluster(s) => s.log_partitions(),
+        }
+    }
+
+    async fn read_log(&self, after: Option<&Cursor>, limit: usize) -> Result<LogPage, StoreError> {
+        delegate!(self, s => s.read_log(after, limit))
+    }
+
+    fn log_appended(&self) -> &Notify {
+        match self {
+            AnyStore::Memory(s) => s.log_appended(),
+            AnyStore::Redb(s) => s.log_appended(),
+            AnyStore::Redis(s) | AnyStore::RedisCluster(s) => s.log_appended(),
+        }
+    }
+
     async fn list_prefix(
         &self,
         prefix: &str,
@@ -371,6 +572,32 @@ pub(crate) fn check_value(value: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// [`Store::read_log`], waiting up to `wait` for an entry when there is none
+/// yet: woken at once by this process's appends ([`Store::log_appended`]),
+/// and re-reading every `poll` for other processes' appends.
+pub async fn read_log_waiting<S: Store>(
+    store: &S,
+    after: Option<&Cursor>,
+    limit: usize,
+    wait: Duration,
+    poll: Duration,
+) -> Result<LogPage, StoreError> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        // Registered before reading, so an append between the read and
+        // the wait still wakes it.
+        let appended = store.log_appended().notified();
+        tokio::pin!(appended);
+        appended.as_mut().enable();
+        let page = store.read_log(after, limit).await?;
+        let now = tokio::time::Instant::now();
+        if !page.entries.is_empty() || now >= deadline {
+            return Ok(page);
+        }
+        let _ = tokio::time::timeout_at(deadline.min(now + poll), appended).await;
+    }
+}
+
 /// Run `fut`, failing with [`StoreError::Timeout`] after `limit`.
 pub(crate) async fn bounded<T>(
     limit: Duration,
@@ -403,6 +630,43 @@ mod tests {
         assert_eq!(redact_url("redis://secret@h"), "redis://***@h");
         assert_eq!(redact_url("redis://h:1/?prefix=x"), "redis://h:1/?prefix=x");
         assert_eq!(redact_url("memory"), "memory");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        for text in ["0", "17", "0.3.0.12", "18446744073709551615"] {
+            assert_eq!(text.parse::<Cursor>().unwrap().to_string(), text);
+        }
+        for bad in [
+            "",
+            "a",
+            "1.",
+            ".1",
+            "1..2",
+            "-1",
+            "+1",
+            "1 ",
+            "18446744073709551616",
+        ] {
+            let err = bad.parse::<Cursor>().unwrap_err();
+            assert!(
+                matches!(err, StoreError::InvalidCursor(_)),
+                "{bad:?}: {err}"
+            );
+        }
+        assert!(
+            "0.".repeat(300)
+                .trim_end_matches('.')
+                .parse::<Cursor>()
+                .is_err()
+        );
+        let mut cursor = Cursor::start(2);
+        cursor.advance(ChangeId {
+            partition: 1,
+            seq: 4,
+        });
+        assert_eq!(cursor.to_string(), "0.4");
+        assert!(cursor.check(2).is_ok() && cursor.check(1).is_err());
     }
 
     #[test]

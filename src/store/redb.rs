@@ -2,7 +2,9 @@
 //!
 //! The default for local runs (`redb:./ims-state.redb`). One table, `kv`,
 //! maps each key to `(version, value)`, so version and value change in the
-//! same transaction. Every write transaction commits with redb's default
+//! same transaction; a second, `log`, maps each change's sequence number to
+//! `(key, change)`, written in the transaction of the write it records (the
+//! log has one partition; its next number is one past its last). Every write transaction commits with redb's default
 //! `Durability::Immediate`: when `compare_and_set` returns `Written`, the
 //! value is on disk.
 //!
@@ -26,17 +28,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
 use super::{
-    CasOutcome, MAX_LIST_LIMIT, Store, StoreError, StoreOptions, Version, Versioned, bounded,
-    check_key, check_value,
+    CasOutcome, ChangeId, Cursor, LogEntry, LogPage, MAX_LIST_LIMIT, MAX_LOG_LIMIT, Store,
+    StoreError, StoreOptions, Version, Versioned, bounded, check_key, check_value,
 };
 
 /// key → (version, value).
 const KV: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("kv");
+
+/// sequence number → (key, change): the change log.
+const LOG: TableDefinition<u64, (&str, &[u8])> = TableDefinition::new("log");
 
 /// redb's page cache: enough for the hot resources, bounded RSS.
 pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -49,6 +54,8 @@ struct WriteOp {
     key: String,
     expected: Option<Version>,
     value: Vec<u8>,
+    /// The change-log entry to append when the write lands.
+    change: Option<Vec<u8>>,
     reply: oneshot::Sender<Result<CasOutcome, StoreError>>,
 }
 
@@ -59,6 +66,7 @@ pub struct RedbStore {
     writer: mpsc::UnboundedSender<WriteOp>,
     path: Arc<Path>,
     timeout: Duration,
+    appended: Arc<Notify>,
 }
 
 impl fmt::Debug for RedbStore {
@@ -93,14 +101,23 @@ impl RedbStore {
             // Create the table up front so readers never see "table does not
             // exist" — but only when absent: a write commit costs an fsync,
             // which a cold start should not pay every time.
-            let exists = match db.begin_read()?.open_table(KV) {
-                Ok(_) => true,
-                Err(::redb::TableError::TableDoesNotExist(_)) => false,
-                Err(e) => return Err(e.into()),
-            };
+            let read = db.begin_read()?;
+            let mut exists = true;
+            for table in [
+                read.open_table(KV).map(drop),
+                read.open_table(LOG).map(drop),
+            ] {
+                match table {
+                    Ok(()) => {}
+                    Err(::redb::TableError::TableDoesNotExist(_)) => exists = false,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            drop(read);
             if !exists {
                 let txn = db.begin_write()?;
                 txn.open_table(KV)?;
+                txn.open_table(LOG)?;
                 txn.commit()?;
             }
             Ok(db)
@@ -112,12 +129,18 @@ impl RedbStore {
         let (writer, queue) = mpsc::unbounded_channel();
         // The writer holds the database weakly, so dropping the last store
         // handle closes the file at once (it can be reopened right away).
-        tokio::spawn(write_loop(Arc::downgrade(&db), queue));
+        let appended = Arc::new(Notify::new());
+        tokio::spawn(write_loop(
+            Arc::downgrade(&db),
+            queue,
+            Arc::clone(&appended),
+        ));
         Ok(RedbStore {
             db,
             writer,
             path: Arc::from(shown),
             timeout: options.timeout,
+            appended,
         })
     }
 
@@ -132,6 +155,39 @@ impl RedbStore {
                 .await
                 .map_err(join_error)?
                 .map_err(redb_error)
+        })
+        .await
+    }
+
+    async fn cas(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        change: Option<&[u8]>,
+    ) -> Result<CasOutcome, StoreError> {
+        check_key(key)?;
+        check_value(value)?;
+        change.map(check_value).transpose()?;
+        let (reply, answer) = oneshot::channel();
+        let op = WriteOp {
+            key: key.to_owned(),
+            expected,
+            value: value.to_vec(),
+            change: change.map(<[u8]>::to_vec),
+            reply,
+        };
+        self.writer
+            .send(op)
+            .map_err(|_| StoreError::Backend("the redb writer has stopped".to_owned()))?;
+        // On timeout the write may still be committed: the documented
+        // unknown outcome, safe for a read–modify–CAS caller.
+        bounded(self.timeout, async move {
+            answer.await.unwrap_or_else(|_| {
+                Err(StoreError::Backend(
+                    "the redb writer has stopped".to_owned(),
+                ))
+            })
         })
         .await
     }
@@ -161,28 +217,59 @@ impl Store for RedbStore {
         expected: Option<Version>,
         value: &[u8],
     ) -> Result<CasOutcome, StoreError> {
-        check_key(key)?;
-        check_value(value)?;
-        let (reply, answer) = oneshot::channel();
-        let op = WriteOp {
-            key: key.to_owned(),
-            expected,
-            value: value.to_vec(),
-            reply,
-        };
-        self.writer
-            .send(op)
-            .map_err(|_| StoreError::Backend("the redb writer has stopped".to_owned()))?;
-        // On timeout the write may still be committed: the documented
-        // unknown outcome, safe for a read–modify–CAS caller.
-        bounded(self.timeout, async move {
-            answer.await.unwrap_or_else(|_| {
-                Err(StoreError::Backend(
-                    "the redb writer has stopped".to_owned(),
-                ))
+        self.cas(key, expected, value, None).await
+    }
+
+    async fn compare_and_set_logged(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        change: &[u8],
+    ) -> Result<CasOutcome, StoreError> {
+        self.cas(key, expected, value, Some(change)).await
+    }
+
+    fn log_partitions(&self) -> usize {
+        1
+    }
+
+    async fn read_log(&self, after: Option<&Cursor>, limit: usize) -> Result<LogPage, StoreError> {
+        let mut next = after.cloned().unwrap_or_else(|| Cursor::start(1));
+        next.check(1)?;
+        let limit = limit.min(MAX_LOG_LIMIT);
+        let from = next.positions()[0];
+        let entries = self
+            .blocking(move |db| {
+                let txn = db.begin_read()?;
+                let table = txn.open_table(LOG)?;
+                let mut entries = Vec::new();
+                for entry in table.range((Bound::Excluded(from), Bound::Unbounded))? {
+                    if entries.len() == limit {
+                        break;
+                    }
+                    let (seq, guard) = entry?;
+                    let (key, value) = guard.value();
+                    entries.push(LogEntry {
+                        id: ChangeId {
+                            partition: 0,
+                            seq: seq.value(),
+                        },
+                        key: key.to_owned(),
+                        value: value.to_vec(),
+                    });
+                }
+                Ok(entries)
             })
-        })
-        .await
+            .await?;
+        if let Some(last) = entries.last() {
+            next.advance(last.id);
+        }
+        Ok(LogPage { entries, next })
+    }
+
+    fn log_appended(&self) -> &Notify {
+        &self.appended
     }
 
     async fn list_prefix(
@@ -238,7 +325,11 @@ impl Store for RedbStore {
 
 /// The writer task: group-commits queued compare-and-sets, each batch on
 /// the blocking pool, until every store handle is dropped.
-async fn write_loop(db: Weak<Database>, mut queue: mpsc::UnboundedReceiver<WriteOp>) {
+async fn write_loop(
+    db: Weak<Database>,
+    mut queue: mpsc::UnboundedReceiver<WriteOp>,
+    appended: Arc<Notify>,
+) {
     while let Some(first) = queue.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -260,6 +351,13 @@ async fn write_loop(db: Weak<Database>, mut queue: mpsc::UnboundedReceiver<Write
         };
         match result {
             Ok((batch, Ok(outcomes))) => {
+                let logged = batch
+                    .iter()
+                    .zip(&outcomes)
+                    .any(|(op, o)| op.change.is_some() && matches!(o, CasOutcome::Written(_)));
+                if logged {
+                    appended.notify_waiters();
+                }
                 for (op, outcome) in batch.into_iter().zip(outcomes) {
                     let _ = op.reply.send(Ok(outcome));
                 }
@@ -283,6 +381,8 @@ fn apply_batch(db: &Database, batch: &[WriteOp]) -> Result<Vec<CasOutcome>, ::re
     let mut outcomes = Vec::with_capacity(batch.len());
     {
         let mut table = txn.open_table(KV)?;
+        let mut log = txn.open_table(LOG)?;
+        let mut next_seq = log.last()?.map_or(1, |(seq, _)| seq.value() + 1);
         for op in batch {
             let current = table
                 .get(op.key.as_str())?
@@ -290,6 +390,10 @@ fn apply_batch(db: &Database, batch: &[WriteOp]) -> Result<Vec<CasOutcome>, ::re
             if current == op.expected {
                 let next = current.map_or(1, |v| v.get() + 1);
                 table.insert(op.key.as_str(), (next, op.value.as_slice()))?;
+                if let Some(change) = &op.change {
+                    log.insert(next_seq, (op.key.as_str(), change.as_slice()))?;
+                    next_seq += 1;
+                }
                 outcomes.push(CasOutcome::Written(Version::new(next)));
             } else {
                 outcomes.push(CasOutcome::Conflict { current });

@@ -4,6 +4,7 @@
 
 mod auth;
 mod callbacks;
+mod changes;
 mod helpers;
 mod invoke;
 mod operations;

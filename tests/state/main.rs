@@ -4,6 +4,7 @@
 //! through the binary on redb.
 
 mod cli;
+mod feed;
 mod generate;
 mod merge;
 mod pipeline;

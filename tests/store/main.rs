@@ -8,6 +8,7 @@
 
 mod cases;
 mod harness;
+mod log;
 #[path = "../support/redis.rs"]
 mod redis_support;
 mod specific;
@@ -43,7 +44,34 @@ macro_rules! conformance {
     };
 }
 
+/// One `#[test]` per change-log case (in `log.rs`) for backend `$backend`.
+macro_rules! log_conformance {
+    ($module:ident, $backend:ty, [$($case:ident),* $(,)?]) => {
+        mod $module {
+            $(
+                #[test]
+                fn $case() {
+                    crate::harness::run(crate::log::$case::<$backend>());
+                }
+            )*
+        }
+    };
+    ($module:ident, $backend:ty) => {
+        log_conformance!($module, $backend, [
+            log_records_each_logged_write,
+            log_pages_by_cursor,
+            log_is_atomic_with_concurrent_writes,
+            waiting_read_wakes_on_append,
+            log_agrees_with_state_after_timeouts,
+        ]);
+    };
+}
+
 conformance!(memory, crate::harness::Memory);
 conformance!(redb, crate::harness::Redb);
 conformance!(redis, crate::harness::Redis);
 conformance!(redis_cluster, crate::harness::RedisCluster);
+log_conformance!(memory_log, crate::harness::Memory);
+log_conformance!(redb_log, crate::harness::Redb);
+log_conformance!(redis_log, crate::harness::Redis);
+log_conformance!(redis_cluster_log, crate::harness::RedisCluster);
