@@ -272,14 +272,12 @@ pub struct RejectedRecord {
 }
 
 impl RejectedRecord {
-    /// The original bytes.
-    pub fn bytes(&self) -> Vec<u8> {
+    /// The original bytes; an error when `body_hex` is not hex.
+    pub fn bytes(&self) -> Result<Vec<u8>, hex::FromHexError> {
         match (&self.body, &self.body_hex) {
-            (Some(body), _) => body.clone().into_bytes(),
-            (None, Some(hex)) => (0..hex.len() / 2)
-                .filter_map(|i| u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok())
-                .collect(),
-            (None, None) => Vec::new(),
+            (Some(body), _) => Ok(body.clone().into_bytes()),
+            (None, Some(digits)) => hex::decode(digits),
+            (None, None) => Ok(Vec::new()),
         }
     }
 }
@@ -432,10 +430,7 @@ async fn reject<S: Store>(store: &S, bytes: &[u8], rejection: Rejection) -> Pipe
     let key = format!("{REJECTED_PREFIX}{fingerprint}");
     let (body, body_hex) = match std::str::from_utf8(bytes) {
         Ok(s) => (Some(s.to_owned()), None),
-        Err(_) => (
-            None,
-            Some(bytes.iter().map(|b| format!("{b:02x}")).collect()),
-        ),
+        Err(_) => (None, Some(hex::encode(bytes))),
     };
     let record = RejectedRecord {
         fingerprint,
@@ -490,7 +485,10 @@ async fn replay<S: Store>(store: &S, writers: &Writers) -> Result<Vec<Replayed>,
             if record.replayed_as.is_some() {
                 continue;
             }
-            let bytes = record.bytes();
+            let bytes = record.bytes().map_err(|e| PipelineError::Corrupt {
+                key: key.clone(),
+                message: format!("body_hex: {e}"),
+            })?;
             match process(store, writers, &bytes).await {
                 Ok(processed) => {
                     record.replayed_as = Some(processed.fingerprint.clone());

@@ -135,13 +135,7 @@ pub fn sign(url: &str, timestamp: &str, key: &str) -> String {
     md5.update(timestamp.as_bytes());
     md5.update(b"|");
     md5.update(key.as_bytes());
-    let digest = md5.finalize();
-    let mut hex = String::with_capacity(32);
-    for b in digest.iter() {
-        hex.push(char::from_digit(u32::from(b >> 4), 16).expect("nibble"));
-        hex.push(char::from_digit(u32::from(b & 0xf), 16).expect("nibble"));
-    }
-    hex
+    hex::encode(md5.finalize())
 }
 
 #[cfg(test)]

@@ -34,14 +34,7 @@ impl Fingerprint {
     }
 
     fn from_digest(digest: ring::digest::Digest) -> Self {
-        let digest = digest.as_ref();
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(32);
-        for &b in &digest[..16] {
-            s.push(HEX[usize::from(b >> 4)] as char);
-            s.push(HEX[usize::from(b & 0x0f)] as char);
-        }
-        Fingerprint(s)
+        Fingerprint(hex::encode(&digest.as_ref()[..16]))
     }
 
     /// The hex digits.
