@@ -17,7 +17,7 @@
 //! An invalid event is kept under `rejected/{fingerprint-of-bytes}` with
 //! its problems, so it can be inspected and replayed.
 
-use crate::event::catalogue::Classification;
+use crate::event::catalogue::{Family, Kind, Named, name_or_unknown};
 use crate::event::{Event, Rejection, classify};
 use crate::state::{self, ApplyOutcome, Fingerprint, ResourceKey, ResourceState};
 use crate::store::{CasOutcome, Store, StoreError};
@@ -140,10 +140,13 @@ pub struct Processed {
     pub fingerprint: Fingerprint,
     /// `EventType` as received.
     pub event_type: String,
-    /// The family (`unknown` for an unrecognised type).
-    pub family: &'static str,
-    /// The canonical kind (`Unknown` for an unrecognised type).
-    pub kind: &'static str,
+    /// The family (`None`, serialised `unknown`, for an unrecognised type).
+    #[serde(serialize_with = "name_or_unknown")]
+    pub family: Option<Family>,
+    /// The canonical kind (`None`, serialised `Unknown`, for an
+    /// unrecognised type).
+    #[serde(serialize_with = "name_or_unknown")]
+    pub kind: Option<Kind>,
     /// True for event types IMS has announced it will retire.
     pub deprecated: bool,
     /// Per touched resource: what happened and its new status.
@@ -161,9 +164,9 @@ impl Processed {
         out.extend_from_slice(b",\"event_type\":");
         write_str(out, &self.event_type);
         out.extend_from_slice(b",\"family\":");
-        write_str(out, self.family);
+        write_str(out, self.family.map_or(Family::UNKNOWN, Family::name));
         out.extend_from_slice(b",\"kind\":");
-        write_str(out, self.kind);
+        write_str(out, self.kind.map_or(Kind::UNKNOWN, Kind::name));
         out.extend_from_slice(if self.deprecated {
             b",\"deprecated\":true,\"resources\":["
         } else {
@@ -321,20 +324,13 @@ async fn apply<S: Store>(
         applied,
     )
     .await?;
-    let (family, kind, deprecated) = match classify(&meta.event_type) {
-        Classification::Known(entry) => (
-            entry.family.as_str(),
-            entry.name,
-            entry.deprecated.is_some(),
-        ),
-        Classification::Unknown => ("unknown", "Unknown", false),
-    };
+    let classification = classify(&meta.event_type);
     Ok(Processed {
         fingerprint: fingerprint.clone(),
         event_type: meta.event_type,
-        family,
-        kind,
-        deprecated,
+        family: classification.family(),
+        kind: classification.kind(),
+        deprecated: classification.is_deprecated(),
         resources,
     })
 }
@@ -530,8 +526,8 @@ mod tests {
         let mut processed = Processed {
             fingerprint: Fingerprint::of_bytes(b"x"),
             event_type: "FileUploadComplete".into(),
-            family: "upload",
-            kind: "FileUploadComplete",
+            family: Some(Family::Upload),
+            kind: Some(Kind::FileUploadComplete),
             deprecated: false,
             resources: Vec::new(),
         };
