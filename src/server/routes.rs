@@ -381,7 +381,7 @@ pub async fn resource(
             "unknown resource kind `{kind}` (expected media, job, task or live-record)"
         ))
     })?;
-    let key = ResourceKey::new(kind, &id);
+    let key = ResourceKey::checked(kind, &id).map_err(AppError::BadRequest)?;
     match read_state(app.ingest.store(), &key).await {
         Ok(Some(state)) => Ok(Json(state.view())),
         Ok(None) => Err(AppError::NotFound),

@@ -84,6 +84,15 @@ impl ResourceKey {
         }
     }
 
+    /// The key of resource `id` of `kind`, when `id` is one an event could
+    /// carry (non-blank, at most [`MAX_ID_LEN`](crate::event::types::MAX_ID_LEN)
+    /// bytes, so the key fits the store); else what is wrong with it.
+    pub fn checked(kind: ResourceKind, id: &str) -> Result<Self, String> {
+        crate::event::Id::try_from(id.to_owned())
+            .map(|id| ResourceKey::new(kind, id.as_str()))
+            .map_err(|reason| format!("resource id: {reason}"))
+    }
+
     /// The kind of resource.
     pub fn kind(&self) -> ResourceKind {
         self.kind
@@ -109,10 +118,7 @@ impl TryFrom<&str> for ResourceKey {
         let kind = ResourceKind::parse(kind).ok_or_else(|| {
             format!("unknown resource kind `{kind}` (expected media, job, task or live-record)")
         })?;
-        if id.is_empty() {
-            return Err(format!("`{s}` has an empty id"));
-        }
-        Ok(ResourceKey::new(kind, id))
+        ResourceKey::checked(kind, id).map_err(|e| format!("`{s}`: {e}"))
     }
 }
 
