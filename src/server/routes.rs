@@ -168,7 +168,7 @@ pub struct JsonAnswer(pub Processed);
 impl axum::response::IntoResponse for JsonAnswer {
     fn into_response(self) -> axum::response::Response {
         let mut buf = Vec::with_capacity(512);
-        self.0.write_json(&mut buf);
+        serde_json::to_writer(&mut buf, &self.0).expect("an answer serialises");
         (
             [(header::CONTENT_TYPE, "application/json")],
             Bytes::from(buf),

@@ -229,8 +229,10 @@ pub struct EventMeta {
     pub status: Option<String>,
 }
 
-/// What applying a change did to a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What applying a change did to a resource: serialised `applied`,
+/// `duplicate` or `stale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ApplyOutcome {
     /// The state changed.
     Applied,
@@ -239,25 +241,6 @@ pub enum ApplyOutcome {
     /// Nothing changed: every field it writes has a newer value and it is
     /// older than the retained history (or its effects were already there).
     Stale,
-}
-
-impl ApplyOutcome {
-    /// The name it serialises as: `applied`, `duplicate` or `stale`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApplyOutcome::Applied => "applied",
-            ApplyOutcome::Duplicate => "duplicate",
-            ApplyOutcome::Stale => "stale",
-        }
-    }
-}
-
-/// One list of names: serialised as [`ApplyOutcome::as_str`], which the
-/// answer writer (`Processed::write_json`) uses too.
-impl Serialize for ApplyOutcome {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
 }
 
 /// The stored state of one resource. Its stored form (JSON, see
