@@ -20,7 +20,6 @@ pub use error::AppError;
 
 use crate::configuration::Settings;
 use crate::ingest::Ingest;
-use crate::ingest::auth::Secret;
 use crate::store::{AnyStore, StoreError, redact_url};
 use axum::Router;
 use axum::extract::MatchedPath;
@@ -72,7 +71,7 @@ pub struct Shared {
     callback_path: Option<Arc<str>>,
     max_body: usize,
     deadline: Duration,
-    query_token: Option<Secret>,
+    query_token: Option<secrecy::SecretString>,
 }
 
 /// Why the server could not start.

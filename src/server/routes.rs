@@ -362,7 +362,7 @@ fn check_token(app: &AppState, headers: &HeaderMap) -> Result<(), AppError> {
         .get(header::AUTHORIZATION)
         .and_then(|v| v.as_bytes().strip_prefix(b"Bearer "))
         .ok_or(AppError::BadToken)?;
-    if token.ct_eq(given) {
+    if crate::ingest::auth::secret_matches(token, given) {
         Ok(())
     } else {
         Err(AppError::BadToken)
