@@ -78,7 +78,9 @@ fn bench_merge(c: &mut Criterion) {
                 b.iter(|| {
                     let mut s: ResourceState = serde_json::from_slice(black_box(stored)).unwrap();
                     s.apply(&meta, &changes[0]);
-                    serde_json::to_vec(&s).unwrap().len()
+                    let mut bytes = Vec::with_capacity(stored.len() + 512);
+                    s.write_json(&mut bytes);
+                    bytes.len()
                 })
             },
         );

@@ -2,7 +2,8 @@
 //! environment once at startup and validated, each error naming its
 //! variable.
 
-use crate::ingest::auth::{CallbackAuth, Secret};
+use crate::ingest::auth::CallbackAuth;
+use secrecy::SecretString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -46,7 +47,7 @@ pub struct Settings {
     pub deadline: Duration,
     /// Bearer token of the read API (`IMS_QUERY_TOKEN`); the API is off
     /// (404) when unset.
-    pub query_token: Option<Secret>,
+    pub query_token: Option<SecretString>,
 }
 
 impl Settings {
@@ -103,12 +104,12 @@ impl Settings {
             })?,
             None => DEFAULT_AUTH_WINDOW,
         };
-        let keys: Vec<Secret> = get("IMS_CALLBACK_AUTH_KEYS")
+        let keys: Vec<SecretString> = get("IMS_CALLBACK_AUTH_KEYS")
             .map(|k| {
                 k.split(',')
                     .map(str::trim)
                     .filter(|k| !k.is_empty())
-                    .map(Secret::new)
+                    .map(SecretString::from)
                     .collect()
             })
             .unwrap_or_default();
@@ -166,7 +167,7 @@ impl Settings {
             auth,
             max_body,
             deadline,
-            query_token: get("IMS_QUERY_TOKEN").map(Secret::new),
+            query_token: get("IMS_QUERY_TOKEN").map(SecretString::from),
         })
     }
 }

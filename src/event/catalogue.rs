@@ -71,6 +71,61 @@ pub enum Classification {
     Unknown,
 }
 
+impl Classification {
+    /// The family (`None` for an unknown type).
+    pub fn family(self) -> Option<Family> {
+        match self {
+            Classification::Known(entry) => Some(entry.family),
+            Classification::Unknown => None,
+        }
+    }
+
+    /// The kind (`None` for an unknown type).
+    pub fn kind(self) -> Option<Kind> {
+        match self {
+            Classification::Known(entry) => Some(entry.kind),
+            Classification::Unknown => None,
+        }
+    }
+
+    /// Whether IMS has announced the retirement of this type.
+    pub fn is_deprecated(self) -> bool {
+        matches!(self, Classification::Known(entry) if entry.deprecated.is_some())
+    }
+}
+
+/// A family or kind as reported by every entry point: its catalogue name,
+/// or [`Named::UNKNOWN`] for a type this version does not know (`None`).
+/// Use with `#[serde(serialize_with = "name_or_unknown")]`.
+pub trait Named: Copy {
+    /// What an unknown type reports.
+    const UNKNOWN: &'static str;
+    /// The catalogue name.
+    fn name(self) -> &'static str;
+}
+
+impl Named for Family {
+    const UNKNOWN: &'static str = "unknown";
+    fn name(self) -> &'static str {
+        self.as_str()
+    }
+}
+
+impl Named for Kind {
+    const UNKNOWN: &'static str = "Unknown";
+    fn name(self) -> &'static str {
+        Kind::name(self)
+    }
+}
+
+/// Serialises a family or kind by name, [`Named::UNKNOWN`] for `None`.
+pub fn name_or_unknown<T: Named, S: Serializer>(
+    value: &Option<T>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(value.map_or(T::UNKNOWN, T::name))
+}
+
 /// Looks an `EventType` up in the catalogue (canonical names and aliases).
 pub fn classify(event_type: &str) -> Classification {
     CATALOGUE

@@ -6,10 +6,11 @@
 //! the body, so the timestamp window bounds replay, and the fingerprint
 //! dedup makes a replayed event harmless. Several keys may be configured
 //! so a key can be rotated: old and new are both accepted for a while.
-//! Comparison is constant-time ([`subtle`]), over every key.
+//! Comparison is constant-time ([`subtle`]), over every key. Keys are
+//! [`SecretString`]s: never shown by `Debug`, wiped from memory on drop.
 
 use md5::{Digest, Md5};
-use std::fmt;
+use secrecy::{ExposeSecret, SecretString};
 use subtle::ConstantTimeEq;
 
 /// The header carrying the signing time.
@@ -17,31 +18,9 @@ pub const TIMESTAMP_HEADER: &str = "x-ice-timestamp";
 /// The header carrying the signature.
 pub const SIGNATURE_HEADER: &str = "x-ice-signature";
 
-/// A secret string that never shows itself in `Debug` or logs.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret.
-    pub fn new(value: impl Into<String>) -> Self {
-        Secret(value.into())
-    }
-
-    /// The secret itself, for the few places that need it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Constant-time equality with `other`.
-    pub fn ct_eq(&self, other: &[u8]) -> bool {
-        self.0.as_bytes().ct_eq(other).into()
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(***)")
-    }
+/// Whether `given` is `secret`, compared in constant time.
+pub fn secret_matches(secret: &SecretString, given: &[u8]) -> bool {
+    secret.expose_secret().as_bytes().ct_eq(given).into()
 }
 
 /// Why a callback failed authentication. The messages say what to fix
@@ -74,7 +53,7 @@ pub enum AuthError {
 #[derive(Debug, Clone)]
 pub struct CallbackAuth {
     url: String,
-    keys: Vec<Secret>,
+    keys: Vec<SecretString>,
     window: u64,
 }
 
@@ -82,7 +61,7 @@ impl CallbackAuth {
     /// `url` is the CallbackURL exactly as configured in IMS; `keys` the
     /// accepted AuthKeys; `window` the accepted clock skew in seconds, in
     /// both directions.
-    pub fn new(url: impl Into<String>, keys: Vec<Secret>, window: u64) -> Self {
+    pub fn new(url: impl Into<String>, keys: Vec<SecretString>, window: u64) -> Self {
         CallbackAuth {
             url: url.into(),
             keys,
@@ -116,7 +95,7 @@ impl CallbackAuth {
         // Every key is tried, so timing does not tell which one matched.
         let mut ok = subtle::Choice::from(0);
         for key in &self.keys {
-            let expected = sign(&self.url, ts_text, key.expose());
+            let expected = sign(&self.url, ts_text, key.expose_secret());
             ok |= expected.as_bytes().ct_eq(&given);
         }
         if bool::from(ok) {
@@ -135,13 +114,7 @@ pub fn sign(url: &str, timestamp: &str, key: &str) -> String {
     md5.update(timestamp.as_bytes());
     md5.update(b"|");
     md5.update(key.as_bytes());
-    let digest = md5.finalize();
-    let mut hex = String::with_capacity(32);
-    for b in digest.iter() {
-        hex.push(char::from_digit(u32::from(b >> 4), 16).expect("nibble"));
-        hex.push(char::from_digit(u32::from(b & 0xf), 16).expect("nibble"));
-    }
-    hex
+    hex::encode(md5.finalize())
 }
 
 #[cfg(test)]
@@ -153,7 +126,7 @@ mod tests {
     fn auth() -> CallbackAuth {
         CallbackAuth::new(
             URL,
-            vec![Secret::new("old-key"), Secret::new("new-key")],
+            vec![SecretString::from("old-key"), SecretString::from("new-key")],
             300,
         )
     }
@@ -232,7 +205,10 @@ mod tests {
 
     #[test]
     fn secrets_do_not_print() {
-        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+        let token = SecretString::from("hunter2");
+        assert!(!format!("{token:?}").contains("hunter2"));
+        assert!(secret_matches(&token, b"hunter2"));
+        assert!(!secret_matches(&token, b"hunter"));
         assert!(!format!("{:?}", auth()).contains("old-key"));
     }
 }

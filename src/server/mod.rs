@@ -15,14 +15,12 @@
 
 mod changes;
 mod error;
-mod idle;
 mod routes;
 
 pub use error::AppError;
 
 use crate::configuration::Settings;
 use crate::ingest::Ingest;
-use crate::ingest::auth::Secret;
 use crate::store::{AnyStore, StoreError, redact_url};
 use axum::Router;
 use axum::extract::MatchedPath;
@@ -37,11 +35,14 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 /// How long a client may take to send the request line and headers, from
-/// the moment the server is ready to read them: a connection that has not
-/// sent a complete head by then is closed, within a quarter of this more
-/// (slow-header "slowloris" clients, and idle keep-alive connections; see
-/// `idle`). IMS sends its headers at once and waits only 3 s for the
-/// answer, so this is generous.
+/// the moment the server is ready to read them (the connection is
+/// accepted, or its previous answer is written): a connection that has
+/// not sent a complete head by then is closed — slow-header ("slowloris")
+/// clients, silent ones and idle keep-alive connections. hyper's
+/// `header_read_timeout` enforces it: from hyper 1.12 on (the version
+/// required) it is armed for each request head, including the wait on a
+/// kept-alive connection (hyperium/hyper#3828; `proto/h1/conn.rs`). IMS sends its headers at once and waits only
+/// 3 s for the answer, so this is generous.
 pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Largest request head (request line and headers), in bytes; larger
@@ -71,7 +72,7 @@ pub struct Shared {
     callback_path: Option<Arc<str>>,
     max_body: usize,
     deadline: Duration,
-    query_token: Option<Secret>,
+    query_token: Option<secrecy::SecretString>,
 }
 
 /// Why the server could not start.
@@ -159,8 +160,7 @@ impl Application {
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
-            // Enforced per connection by `idle`, not per request.
-            .header_read_timeout(None)
+            .header_read_timeout(HEADER_READ_TIMEOUT)
             .max_header_size(MAX_HEADER_BYTES)
             .max_headers(MAX_HEADERS);
         let graceful = GracefulShutdown::new();
@@ -177,31 +177,13 @@ impl Application {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let activity = Arc::new(idle::Activity::default());
-            let service =
-                TowerToHyperService::new(tower::util::MapFuture::new(self.router.clone(), {
-                    let activity = Arc::clone(&activity);
-                    move |answer: axum::routing::future::RouteFuture<std::convert::Infallible>| {
-                        let in_flight = activity.start();
-                        async move {
-                            let answer = answer.await;
-                            drop(in_flight);
-                            answer
-                        }
-                    }
-                }));
+            let service = TowerToHyperService::new(self.router.clone());
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {
-                tokio::select! {
-                    biased;
-                    closed = connection => if let Err(e) = closed {
-                        // A client that went away, sent garbage, or timed out.
-                        tracing::debug!(error = %e, "connection closed with an error");
-                    },
-                    // Dropping the connection closes it.
-                    () = activity.idle_for(HEADER_READ_TIMEOUT) => {
-                        tracing::debug!("closed a connection that sent no request head in time");
-                    }
+                if let Err(e) = connection.await {
+                    // A client that went away, sent garbage, or sent no
+                    // request head in time.
+                    tracing::debug!(error = %e, "connection closed with an error");
                 }
             });
         }

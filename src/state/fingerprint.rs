@@ -20,10 +20,9 @@ impl Fingerprint {
     pub fn of_value(value: &Value) -> Self {
         // The canonical bytes are built in one buffer and hashed at once:
         // the writer emits a token at a time, and feeding those to the
-        // hasher one by one cost more than the buffer. `jsonfmt` writes
-        // what serde_json would, copying unescaped strings whole.
+        // hasher one by one cost more than the buffer.
         crate::jsonfmt::with_scratch(|buf| {
-            crate::jsonfmt::write_value(buf, value);
+            serde_json::to_writer(&mut *buf, value).expect("writing to a Vec cannot fail");
             Fingerprint::from_digest(sha256(buf))
         })
     }
@@ -34,14 +33,7 @@ impl Fingerprint {
     }
 
     fn from_digest(digest: ring::digest::Digest) -> Self {
-        let digest = digest.as_ref();
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut s = String::with_capacity(32);
-        for &b in &digest[..16] {
-            s.push(HEX[usize::from(b >> 4)] as char);
-            s.push(HEX[usize::from(b & 0x0f)] as char);
-        }
-        Fingerprint(s)
+        Fingerprint(hex::encode(&digest.as_ref()[..16]))
     }
 
     /// The hex digits.

@@ -84,6 +84,15 @@ impl ResourceKey {
         }
     }
 
+    /// The key of resource `id` of `kind`, when `id` is one an event could
+    /// carry (non-blank, at most [`MAX_ID_LEN`](crate::event::types::MAX_ID_LEN)
+    /// bytes, so the key fits the store); else what is wrong with it.
+    pub fn checked(kind: ResourceKind, id: &str) -> Result<Self, String> {
+        crate::event::Id::try_from(id.to_owned())
+            .map(|id| ResourceKey::new(kind, id.as_str()))
+            .map_err(|reason| format!("resource id: {reason}"))
+    }
+
     /// The kind of resource.
     pub fn kind(&self) -> ResourceKind {
         self.kind
@@ -109,10 +118,7 @@ impl TryFrom<&str> for ResourceKey {
         let kind = ResourceKind::parse(kind).ok_or_else(|| {
             format!("unknown resource kind `{kind}` (expected media, job, task or live-record)")
         })?;
-        if id.is_empty() {
-            return Err(format!("`{s}` has an empty id"));
-        }
-        Ok(ResourceKey::new(kind, id))
+        ResourceKey::checked(kind, id).map_err(|e| format!("`{s}`: {e}"))
     }
 }
 
@@ -223,8 +229,10 @@ pub struct EventMeta {
     pub status: Option<String>,
 }
 
-/// What applying a change did to a resource.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// What applying a change did to a resource: serialised `applied`,
+/// `duplicate` or `stale`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ApplyOutcome {
     /// The state changed.
     Applied,
@@ -233,25 +241,6 @@ pub enum ApplyOutcome {
     /// Nothing changed: every field it writes has a newer value and it is
     /// older than the retained history (or its effects were already there).
     Stale,
-}
-
-impl ApplyOutcome {
-    /// The name it serialises as: `applied`, `duplicate` or `stale`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ApplyOutcome::Applied => "applied",
-            ApplyOutcome::Duplicate => "duplicate",
-            ApplyOutcome::Stale => "stale",
-        }
-    }
-}
-
-/// One list of names: serialised as [`ApplyOutcome::as_str`], which the
-/// answer writer (`Processed::write_json`) uses too.
-impl Serialize for ApplyOutcome {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
 }
 
 /// The stored state of one resource. Its stored form (JSON, see

@@ -9,7 +9,7 @@ mod problem;
 
 pub use problem::{Problem, Reason};
 
-use crate::event::catalogue::{Classification, classify};
+use crate::event::catalogue::{Family, Kind, Named, classify};
 use crate::event::{Event, Rejection};
 use serde::Serialize;
 
@@ -20,10 +20,14 @@ pub struct Report<'a> {
     pub file: &'a str,
     /// The `EventType` as received, when it could be read.
     pub event_type: Option<&'a str>,
-    /// The family of the event type (`unknown` for an unrecognised type).
-    pub family: Option<&'static str>,
-    /// The canonical kind (the canonical `EventType` name, or `Unknown`).
-    pub kind: Option<&'static str>,
+    /// The family of the event type (`Some(None)`, serialised `unknown`,
+    /// for an unrecognised type; `None` when no `EventType` was read).
+    #[serde(serialize_with = "read_name_or_unknown")]
+    pub family: Option<Option<Family>>,
+    /// The canonical kind (`Some(None)`, serialised `Unknown`, for an
+    /// unrecognised type; `None` when no `EventType` was read).
+    #[serde(serialize_with = "read_name_or_unknown")]
+    pub kind: Option<Option<Kind>>,
     /// Whether IMS has announced the retirement of this event type.
     pub deprecated: bool,
     /// True when the event parsed and validated with no problem.
@@ -40,24 +44,26 @@ impl<'a> Report<'a> {
             Err(rejection) => (rejection.event_type.as_deref(), &rejection.problems),
         };
         let classification = event_type.map(classify);
-        let (family, kind, deprecated) = match classification {
-            Some(Classification::Known(entry)) => (
-                Some(entry.family.as_str()),
-                Some(entry.name),
-                entry.deprecated.is_some(),
-            ),
-            Some(Classification::Unknown) => (Some("unknown"), Some("Unknown"), false),
-            None => (None, None, false),
-        };
         Report {
             file,
             event_type,
-            family,
-            kind,
-            deprecated,
+            family: classification.map(|c| c.family()),
+            kind: classification.map(|c| c.kind()),
+            deprecated: classification.is_some_and(|c| c.is_deprecated()),
             valid: result.is_ok(),
             problems,
         }
+    }
+}
+
+/// `null` when no `EventType` was read, else the name or `unknown`.
+fn read_name_or_unknown<T: Named, S: serde::Serializer>(
+    value: &Option<Option<T>>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    match value {
+        Some(named) => crate::event::catalogue::name_or_unknown(named, serializer),
+        None => serializer.serialize_none(),
     }
 }
 

@@ -65,4 +65,19 @@ async fn the_read_api_needs_the_bearer_token() {
             .status(),
         404
     );
+    // An id no event could carry: too long for a store key, or blank.
+    for id in ["x".repeat(2000), "%20%20".to_owned()] {
+        let answer = app
+            .get_authorized(&format!("/v1/resources/media/{id}"))
+            .await;
+        assert_eq!(answer.status(), 400, "{id}");
+        let body: Value = answer.json().await.unwrap();
+        assert!(
+            body["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("resource id: must be"),
+            "{body}"
+        );
+    }
 }

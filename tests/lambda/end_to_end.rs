@@ -299,7 +299,7 @@ async fn lambda_mode_serves_function_urls_sqs_batches_and_bare_events() {
         .iter()
         .map(|(_, v)| {
             let record: RejectedRecord = serde_json::from_slice(&v.value).unwrap();
-            String::from_utf8(record.bytes()).unwrap()
+            String::from_utf8(record.bytes().unwrap()).unwrap()
         })
         .collect();
     assert!(

@@ -245,7 +245,7 @@ async fn invalid_callback_is_400_with_problems_and_kept() {
     let stored_as = answer["stored_as"].as_str().unwrap();
     let kept = ingest.store().get(stored_as).await.unwrap().expect("kept");
     let record: RejectedRecord = serde_json::from_slice(&kept.value).unwrap();
-    assert_eq!(record.bytes(), body);
+    assert_eq!(record.bytes().unwrap(), body);
 }
 
 #[tokio::test]

@@ -454,6 +454,15 @@ fn slow_clients(port: u16) -> String {
             })
         })
         .collect();
+    // A client that sends one request on a kept-alive connection, then
+    // nothing: answered, then closed by the header-read timeout.
+    let idle = std::thread::spawn(move || {
+        raw::idle_after(
+            port,
+            b"GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n",
+            Duration::from_secs(30),
+        )
+    });
     // A client sending its body a byte every 100 ms: 408 at the deadline
     // (2.5 s), within IMS's 3 s.
     let slow_body = raw::send(
@@ -479,13 +488,21 @@ fn slow_clients(port: u16) -> String {
         );
         closed_after.push(answer.elapsed);
     }
+    let (answered, idle) = idle.join().unwrap();
+    assert_eq!(answered.status, Some(200), "{answered:?}");
+    assert!(!answered.closed, "kept alive: {answered:?}");
+    assert!(idle.closed && idle.status.is_none(), "{idle:?}");
+    assert!(
+        idle.elapsed >= Duration::from_secs(9),
+        "idle connection closed too early: {idle:?}"
+    );
     let min = closed_after.iter().min().unwrap();
     let max = closed_after.iter().max().unwrap();
     assert!(*min >= Duration::from_secs(9), "closed too early: {min:?}");
     format!(
         "20 slow-header clients (1 byte / 100 ms) closed after {min:.2?}..{max:.2?} without a \
          response; slow body (1 byte / 100 ms) 408 after {:.2?}; a silent connection closed \
-         after {:.2?}",
-        slow_body.elapsed, silent.elapsed
+         after {:.2?}; an idle kept-alive connection closed {:.2?} after its answer",
+        slow_body.elapsed, silent.elapsed, idle.elapsed
     )
 }

@@ -142,3 +142,28 @@ pub fn send(
 pub fn exchange(port: u16, request: &[u8], limit: Duration) -> RawAnswer {
     send(port, request, &[], 1, Duration::ZERO, limit)
 }
+
+/// Sends `request` in one go, reads its answer, then keeps the connection
+/// open without sending anything more: what came back after the answer
+/// (`closed` when the server closed the idle connection before `limit`).
+pub fn idle_after(port: u16, request: &[u8], limit: Duration) -> (RawAnswer, RawAnswer) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let started = Instant::now();
+    stream.write_all(request).unwrap();
+    let (status, body, closed) = read_response(&mut stream, started + limit);
+    let first = RawAnswer {
+        status,
+        body,
+        elapsed: started.elapsed(),
+        closed,
+    };
+    let idle_since = Instant::now();
+    let (status, body, closed) = read_response(&mut stream, idle_since + limit);
+    let after = RawAnswer {
+        status,
+        body,
+        elapsed: idle_since.elapsed(),
+        closed,
+    };
+    (first, after)
+}
