@@ -1,24 +1,32 @@
 //! A small client for outgoing HTTP and HTTPS POSTs (`ims-callback send`;
-//! a webhook forwarder can reuse it): hyper-util's pooled client over
-//! rustls with the ring provider and Mozilla's root certificates
-//! (webpki-roots), HTTP/1.1 only — the TLS stack redis already brings in.
+//! a webhook forwarder can reuse it): hyper's HTTP/1.1 client connection
+//! over a TCP stream, wrapped in rustls (ring provider, Mozilla's roots
+//! from webpki-roots) for `https://` — the TLS stack redis already brings
+//! in. One connection per request: hyper-util's pooled client would be a
+//! second copy of what the Lambda runtime client instantiates, and the
+//! binary-size budget does not cover it.
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::header::{HOST, HeaderMap, HeaderName, HeaderValue};
 use hyper::{StatusCode, Uri};
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::ServerName;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
 
-/// A pooled HTTP/1.1 client for `http://` and `https://` URLs. Cheap to
-/// clone (clones share the pool).
-#[derive(Clone, Debug)]
+/// An HTTP/1.1 client for `http://` and `https://` URLs. Cheap to clone.
+#[derive(Clone)]
 pub struct HttpClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    tls: tokio_rustls::TlsConnector,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HttpClient")
+    }
 }
 
 /// A complete answer: status, headers and the whole body.
@@ -56,6 +64,10 @@ impl HttpError {
     }
 }
 
+/// A plain or TLS stream, boxed so hyper's connection code is built once.
+trait Stream: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Stream for T {}
+
 impl Default for HttpClient {
     fn default() -> Self {
         Self::new()
@@ -70,23 +82,16 @@ impl HttpClient {
         };
         // The provider is named rather than taken from the process default,
         // which depends on which rustls features the whole build enables.
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        let mut tls = rustls::ClientConfig::builder_with_provider(Arc::new(
             rustls::crypto::ring::default_provider(),
         ))
         .with_safe_default_protocol_versions()
         .expect("ring supports rustls's default protocol versions")
         .with_root_certificates(roots)
         .with_no_client_auth();
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         HttpClient {
-            client: Client::builder(TokioExecutor::new()).build(https),
+            tls: tokio_rustls::TlsConnector::from(Arc::new(tls)),
         }
     }
 
@@ -100,19 +105,28 @@ impl HttpClient {
         body: Bytes,
         timeout: Duration,
     ) -> Result<Response, HttpError> {
-        let mut request = hyper::Request::post(url.clone())
+        let (Some(authority), Some(host)) = (url.authority(), url.host()) else {
+            return Err(HttpError::Exchange(format!("{url} has no host")));
+        };
+        let path = url.path_and_query().map_or("/", |p| p.as_str());
+        let mut request = hyper::Request::post(path)
+            .header(HOST, authority.as_str())
             .body(Full::new(body))
             .map_err(|e| HttpError::Exchange(format!("invalid request: {e}")))?;
         request.headers_mut().extend(headers);
+        let https = url.scheme_str() == Some("https");
+        let port = url.port_u16().unwrap_or(if https { 443 } else { 80 });
+        let mut connection = None;
         let exchange = async {
-            let response = self.client.request(request).await.map_err(|e| {
-                match (e.is_connect(), std::error::Error::source(&e)) {
-                    // "client error (Connect)" adds nothing to its cause.
-                    (true, Some(cause)) => HttpError::Connect(error_chain(cause)),
-                    (true, None) => HttpError::Connect(e.to_string()),
-                    (false, _) => HttpError::Exchange(error_chain(&e)),
-                }
-            })?;
+            let stream = self.connect(host, port, https).await?;
+            let (mut sender, driver) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| HttpError::Connect(error_chain(&e)))?;
+            connection = Some(tokio::spawn(driver));
+            let response = sender
+                .send_request(request)
+                .await
+                .map_err(|e| HttpError::Exchange(error_chain(&e)))?;
             let (parts, body) = response.into_parts();
             let body = body
                 .collect()
@@ -127,9 +141,39 @@ impl HttpClient {
                 body,
             })
         };
-        tokio::time::timeout(timeout, exchange)
+        let result = tokio::time::timeout(timeout, exchange)
             .await
-            .map_err(|_| HttpError::Timeout(timeout))?
+            .map_err(|_| HttpError::Timeout(timeout));
+        if let Some(connection) = connection {
+            connection.abort();
+        }
+        result?
+    }
+
+    async fn connect(
+        &self,
+        host: &str,
+        port: u16,
+        https: bool,
+    ) -> Result<Box<dyn Stream>, HttpError> {
+        // An IPv6 host comes bracketed in a URL, bare in a socket address.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let tcp = TcpStream::connect((bare, port))
+            .await
+            .map_err(|e| HttpError::Connect(format!("{host}:{port}: {e}")))?;
+        // One small request per connection: don't wait to fill a segment.
+        let _ = tcp.set_nodelay(true);
+        if !https {
+            return Ok(Box::new(tcp));
+        }
+        let name = ServerName::try_from(bare.to_owned())
+            .map_err(|e| HttpError::Connect(format!("{host} is not a TLS server name: {e}")))?;
+        let tls = self
+            .tls
+            .connect(name, tcp)
+            .await
+            .map_err(|e| HttpError::Connect(format!("TLS handshake with {host}: {e}")))?;
+        Ok(Box::new(tls))
     }
 }
 

@@ -4,6 +4,7 @@
 //! usage errors.
 
 use crate::helpers::{CALLBACK_URL, TestApp, events_dir, json_files, read, spawn_secured};
+use ims_callback::pipeline::Pipeline;
 use ims_callback::store::MemoryStore;
 use serde_json::Value;
 use std::collections::BTreeSet;
@@ -58,12 +59,10 @@ fn path_arg(path: PathBuf) -> String {
 /// Every resource key the sample events touch, by running them through
 /// the pipeline on a memory store.
 async fn sample_keys() -> BTreeSet<String> {
-    let store = MemoryStore::new();
+    let pipeline = Pipeline::new(MemoryStore::new());
     let mut keys = BTreeSet::new();
     for path in json_files(&events_dir()) {
-        let processed = ims_callback::pipeline::process(&store, &read(&path))
-            .await
-            .unwrap();
+        let processed = pipeline.process(&read(&path)).await.unwrap();
         keys.extend(processed.resources.into_iter().map(|r| r.key));
     }
     keys
