@@ -9,6 +9,7 @@ pub mod alloc;
 pub mod changes;
 pub mod configuration;
 pub mod event;
+pub mod http_client;
 pub mod ingest;
 pub mod jsonfmt;
 pub mod lambda;

@@ -4,6 +4,7 @@ mod changes;
 mod input;
 mod invoke;
 mod replay;
+mod send;
 mod serve;
 mod sign;
 mod state;
@@ -48,6 +49,12 @@ enum Command {
     Replay(replay::Args),
     /// Print the change feed as JSON lines (`--follow` waits for more).
     Changes(changes::Args),
+    /// Deliver events to an endpoint as IMS does (signed HTTP callbacks,
+    /// or MNS queue messages with `--mns`); print a JSON summary line.
+    ///
+    /// Exit status: 0 when every event was delivered, 1 when any was not,
+    /// 2 on a usage or I/O error.
+    Send(send::Args),
 }
 
 /// Exit status for usage and I/O errors (clap uses 2 for usage errors too).
@@ -67,6 +74,7 @@ impl Cli {
             Command::State(args) => state::run(args),
             Command::Replay(args) => replay::run(args),
             Command::Changes(args) => changes::run(args),
+            Command::Send(args) => send::run(args),
         }
     }
 }

@@ -14,3 +14,4 @@ mod redis;
 mod redis_support;
 #[path = "../support/corpus.rs"]
 mod samples;
+mod send;
