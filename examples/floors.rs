@@ -15,6 +15,7 @@
 //! deadline, middleware and the full route.
 
 use axum::{Router, body::Bytes, http::StatusCode};
+use ims_callback::admission::ReceivedAt;
 use ims_callback::pipeline::Pipeline;
 use ims_callback::store::memory::MemoryStore;
 use ims_callback::store::{CasOutcome, Cursor, LogPage, Store, StoreError, Version, Versioned};
@@ -116,7 +117,7 @@ async fn handle(floor: Floor, body: Bytes) -> Result<String, StatusCode> {
 /// The whole pipeline against `store`; answers the fingerprint.
 async fn pipeline<S: Store>(pipeline: &Pipeline<S>, body: &[u8]) -> Result<String, StatusCode> {
     pipeline
-        .process(body)
+        .process(body, ReceivedAt::now())
         .await
         .map(|processed| processed.fingerprint.to_string())
         .map_err(|_| StatusCode::BAD_REQUEST)

@@ -17,6 +17,48 @@ pub const DEFAULT_DEADLINE: Duration = Duration::from_millis(2500);
 pub const DEFAULT_AUTH_WINDOW: u64 = 300;
 /// Default `IMS_STORE`.
 pub const DEFAULT_STORE: &str = "redb:./ims-state.redb";
+/// Default `IMS_MAX_CLOCK_SKEW`: how far an `EventTime` may be ahead of
+/// the receiver's clock.
+pub const DEFAULT_MAX_CLOCK_SKEW: Duration = Duration::from_secs(600);
+/// Default `IMS_REJECTED_BUDGET`: bytes of rejected inputs kept per hour.
+pub const DEFAULT_REJECTED_BUDGET: u64 = 64 << 20;
+
+/// Where the process runs, from the platform's own environment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Platform {
+    /// Neither of the below (`cargo run`, a container, a test).
+    Local,
+    /// Alibaba Cloud Function Compute: `FC_FUNCTION_NAME` and
+    /// `FC_INSTANCE_ID` are set (system variables of every FC instance,
+    /// alibabacloud.com/help/en/functioncompute/fc/environment-variables).
+    /// Not `FC_CUSTOM_LISTEN_PORT` alone, which local scripts set too.
+    FunctionCompute,
+    /// AWS Lambda: `AWS_LAMBDA_FUNCTION_NAME` or `AWS_LAMBDA_RUNTIME_API`.
+    Lambda,
+}
+
+impl Platform {
+    /// The platform's name, for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Local => "a local run",
+            Platform::FunctionCompute => "Function Compute",
+            Platform::Lambda => "AWS Lambda",
+        }
+    }
+
+    fn detect(get: impl Fn(&str) -> Option<String>) -> Platform {
+        if get("FC_FUNCTION_NAME").is_some() && get("FC_INSTANCE_ID").is_some() {
+            Platform::FunctionCompute
+        } else if get("AWS_LAMBDA_FUNCTION_NAME").is_some()
+            || get("AWS_LAMBDA_RUNTIME_API").is_some()
+        {
+            Platform::Lambda
+        } else {
+            Platform::Local
+        }
+    }
+}
 
 /// A setting that is present but wrong.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,9 +90,25 @@ pub struct Settings {
     /// Bearer token of the read API (`IMS_QUERY_TOKEN`); the API is off
     /// (404) when unset.
     pub query_token: Option<SecretString>,
+    /// Where the process runs.
+    pub platform: Platform,
+    /// How far an `EventTime` may be ahead of the clock at ingest
+    /// (`IMS_MAX_CLOCK_SKEW`, e.g. `10m`).
+    pub max_clock_skew: Duration,
+    /// Bytes of rejected inputs kept per hour (`IMS_REJECTED_BUDGET`,
+    /// e.g. `64MiB`).
+    pub rejected_budget: u64,
 }
 
 impl Settings {
+    /// The admission limits (clock skew, rejected budget).
+    pub fn limits(&self) -> crate::admission::Limits {
+        crate::admission::Limits {
+            max_clock_skew: self.max_clock_skew,
+            rejected_budget: self.rejected_budget,
+        }
+    }
+
     /// Reads the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
@@ -113,7 +171,31 @@ impl Settings {
                     .collect()
             })
             .unwrap_or_default();
+        let platform = Platform::detect(get);
         let auth = match (keys.is_empty(), get("IMS_CALLBACK_URL")) {
+            (true, _) if platform != Platform::Local => {
+                match get("IMS_ALLOW_UNSIGNED").as_deref() {
+                    Some("true") => None,
+                    Some("false") | None => {
+                        return Err(err(
+                            "IMS_CALLBACK_AUTH_KEYS",
+                            format!(
+                                "required on {}: without it anyone who can reach the \
+                                 function can write any state. Set it (with IMS_CALLBACK_URL) to \
+                                 the AuthKey configured in IMS, or set IMS_ALLOW_UNSIGNED=true \
+                                 to accept unsigned callbacks knowingly",
+                                platform.name()
+                            ),
+                        ));
+                    }
+                    Some(other) => {
+                        return Err(err(
+                            "IMS_ALLOW_UNSIGNED",
+                            format!("`{other}` is neither `true` nor `false`"),
+                        ));
+                    }
+                }
+            }
             (true, _) => None,
             (false, None) => {
                 return Err(err(
@@ -160,6 +242,25 @@ impl Settings {
             None => DEFAULT_DEADLINE,
         };
 
+        let max_clock_skew = match get("IMS_MAX_CLOCK_SKEW") {
+            Some(d) => parse_duration(&d).ok_or_else(|| {
+                err(
+                    "IMS_MAX_CLOCK_SKEW",
+                    format!("`{d}` is not a duration such as `600s`, `10m` or `1h`"),
+                )
+            })?,
+            None => DEFAULT_MAX_CLOCK_SKEW,
+        };
+        let rejected_budget = match get("IMS_REJECTED_BUDGET") {
+            Some(b) => parse_size(&b).ok_or_else(|| {
+                err(
+                    "IMS_REJECTED_BUDGET",
+                    format!("`{b}` is not a size such as `64MiB`, `512KiB` or `0`"),
+                )
+            })?,
+            None => DEFAULT_REJECTED_BUDGET,
+        };
+
         Ok(Settings {
             listen,
             store: get("IMS_STORE").unwrap_or_else(|| DEFAULT_STORE.to_owned()),
@@ -168,8 +269,45 @@ impl Settings {
             max_body,
             deadline,
             query_token: get("IMS_QUERY_TOKEN").map(SecretString::from),
+            platform,
+            max_clock_skew,
+            rejected_budget,
         })
     }
+}
+
+/// `600`, `600s`, `10m`, `1h`: whole seconds, minutes or hours.
+fn parse_duration(text: &str) -> Option<Duration> {
+    let (digits, unit) = split_unit(text);
+    let n: u64 = digits.parse().ok()?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    Some(Duration::from_secs(seconds))
+}
+
+/// `1048576`, `512KiB`, `64MiB`, `1GiB` (binary units; `B` optional).
+fn parse_size(text: &str) -> Option<u64> {
+    let (digits, unit) = split_unit(text);
+    let n: u64 = digits.parse().ok()?;
+    let shift = match unit {
+        "" | "B" => 0,
+        "KiB" => 10,
+        "MiB" => 20,
+        "GiB" => 30,
+        _ => return None,
+    };
+    n.checked_mul(1 << shift)
+}
+
+fn split_unit(text: &str) -> (&str, &str) {
+    let end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    (&text[..end], text[end..].trim_start())
 }
 
 #[cfg(test)]
@@ -225,10 +363,78 @@ mod tests {
             ),
             (vec![("IMS_MAX_BODY", "lots")], "IMS_MAX_BODY"),
             (vec![("IMS_DEADLINE_MS", "0")], "IMS_DEADLINE_MS"),
+            (vec![("IMS_MAX_CLOCK_SKEW", "soon")], "IMS_MAX_CLOCK_SKEW"),
+            (vec![("IMS_MAX_CLOCK_SKEW", "10d")], "IMS_MAX_CLOCK_SKEW"),
+            (vec![("IMS_REJECTED_BUDGET", "64MB")], "IMS_REJECTED_BUDGET"),
+            (vec![("IMS_REJECTED_BUDGET", "-1")], "IMS_REJECTED_BUDGET"),
+            (
+                vec![
+                    ("FC_FUNCTION_NAME", "f"),
+                    ("FC_INSTANCE_ID", "i"),
+                    ("IMS_ALLOW_UNSIGNED", "yes"),
+                ],
+                "IMS_ALLOW_UNSIGNED",
+            ),
         ] {
             let e = settings(&vars).unwrap_err();
             assert_eq!(e.variable, variable, "{vars:?}");
             assert!(e.to_string().contains(variable));
+        }
+    }
+
+    #[test]
+    fn limits_read_durations_and_sizes() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(
+            (s.max_clock_skew, s.rejected_budget),
+            (DEFAULT_MAX_CLOCK_SKEW, DEFAULT_REJECTED_BUDGET)
+        );
+        for (text, seconds) in [("90", 90), ("90s", 90), ("10m", 600), ("2h", 7200)] {
+            let s = settings(&[("IMS_MAX_CLOCK_SKEW", text)]).unwrap();
+            assert_eq!(s.max_clock_skew, Duration::from_secs(seconds), "{text}");
+        }
+        for (text, bytes) in [
+            ("0", 0),
+            ("100B", 100),
+            ("512KiB", 512 << 10),
+            ("64MiB", 64 << 20),
+            ("1GiB", 1 << 30),
+        ] {
+            let s = settings(&[("IMS_REJECTED_BUDGET", text)]).unwrap();
+            assert_eq!(s.rejected_budget, bytes, "{text}");
+        }
+    }
+
+    #[test]
+    fn unsigned_is_refused_on_a_platform_unless_allowed() {
+        let fc = [("FC_FUNCTION_NAME", "f"), ("FC_INSTANCE_ID", "i")];
+        let lambda = [("AWS_LAMBDA_FUNCTION_NAME", "f")];
+        for platform in [&fc[..], &lambda[..]] {
+            let e = settings(platform).unwrap_err();
+            assert_eq!(e.variable, "IMS_CALLBACK_AUTH_KEYS");
+            assert!(e.to_string().contains("IMS_ALLOW_UNSIGNED=true"), "{e}");
+            let mut vars = platform.to_vec();
+            vars.push(("IMS_ALLOW_UNSIGNED", "false"));
+            assert!(settings(&vars).is_err());
+            vars.pop();
+            vars.push(("IMS_ALLOW_UNSIGNED", "true"));
+            assert!(settings(&vars).unwrap().auth.is_none());
+            vars.pop();
+            vars.push(("IMS_CALLBACK_AUTH_KEYS", "k"));
+            vars.push(("IMS_CALLBACK_URL", "https://example.com/cb"));
+            assert!(settings(&vars).unwrap().auth.is_some());
+        }
+        assert_eq!(settings(&fc).map(|s| s.platform).ok(), None);
+        // Locally unsigned stays allowed; FC_CUSTOM_LISTEN_PORT alone or one
+        // of the two FC variables is not Function Compute.
+        for local in [
+            &[][..],
+            &[("FC_CUSTOM_LISTEN_PORT", "9000")][..],
+            &[("FC_FUNCTION_NAME", "f")][..],
+        ] {
+            let s = settings(local).unwrap();
+            assert_eq!(s.platform, Platform::Local, "{local:?}");
+            assert!(s.auth.is_none());
         }
     }
 

@@ -152,7 +152,8 @@ pub struct Function {
 impl Function {
     /// The handler for `settings` over an opened `store`.
     pub fn new(settings: &Settings, store: AnyStore) -> Self {
-        let ingest = Ingest::new(store, settings.auth.clone(), settings.deadline);
+        let ingest = Ingest::new(store, settings.auth.clone(), settings.deadline)
+            .with_limits(settings.limits());
         Function {
             router: build_router(ingest.clone(), settings),
             ingest,

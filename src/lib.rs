@@ -5,6 +5,7 @@
 //! key-value [`store`] backends and the pipeline that applies events to
 //! them, and the CLI. Every entry point runs the same functions.
 
+pub mod admission;
 pub mod alloc;
 pub mod changes;
 pub mod configuration;

@@ -18,8 +18,12 @@
 //! error so the caller answers non-200 and IMS retries. Because the merge
 //! is idempotent, a retry converges.
 //! An invalid event is kept under `rejected/{fingerprint-of-bytes}` with
-//! its problems, so it can be inspected and replayed.
+//! its problems, so it can be inspected and replayed, within the hourly
+//! budget of the rejected area; an event dated too far ahead of the
+//! receiver's clock is kept there too, never merged ([`crate::admission`]).
+//! The clock is not read here: each input comes with its [`ReceivedAt`].
 
+use crate::admission::{Admission, Limits, ReceivedAt};
 use crate::changes::ChangeRecord;
 use crate::event::catalogue::{Family, Kind, name_or_unknown};
 use crate::event::{Event, Rejection, classify};
@@ -37,15 +41,27 @@ use std::time::Duration;
 pub struct Pipeline<S> {
     store: S,
     writers: std::sync::Arc<Writers>,
+    admission: std::sync::Arc<Admission>,
 }
 
 impl<S: Store> Pipeline<S> {
-    /// A pipeline writing to `store`.
+    /// A pipeline writing to `store`, with the default [`Limits`].
     pub fn new(store: S) -> Self {
+        Self::with_limits(store, Limits::default())
+    }
+
+    /// A pipeline writing to `store` under `limits`.
+    pub fn with_limits(store: S, limits: Limits) -> Self {
         Pipeline {
             store,
             writers: Default::default(),
+            admission: std::sync::Arc::new(Admission::new(limits)),
         }
+    }
+
+    /// The admission rules and their counts.
+    pub fn admission(&self) -> &Admission {
+        &self.admission
     }
 
     /// The store.
@@ -59,27 +75,17 @@ impl<S: Store> Pipeline<S> {
         self.writers.cas_retries.load(Ordering::Relaxed)
     }
 
-    /// Runs the whole pipeline on one raw input.
-    pub async fn process(&self, bytes: &[u8]) -> Result<Processed, PipelineError> {
-        process(&self.store, &self.writers, bytes).await
-    }
-
-    /// Stores the raw event (`raw`: the bytes as received, valid JSON) and
-    /// applies its transitions.
-    pub async fn apply(
-        &self,
-        event: Event,
-        fingerprint: &Fingerprint,
-        raw: &[u8],
-    ) -> Result<Processed, PipelineError> {
-        apply(&self.store, &self.writers, event, fingerprint, raw).await
+    /// Runs the whole pipeline on one raw input received at `at`.
+    pub async fn process(&self, bytes: &[u8], at: ReceivedAt) -> Result<Processed, PipelineError> {
+        process(self, bytes, at).await
     }
 
     /// Re-processes every stored rejected input not yet replayed (e.g. after
-    /// an upgrade that learned a new type or relaxed a rule). A record that
-    /// now validates is applied and marked `replayed_as`.
-    pub async fn replay(&self) -> Result<Vec<Replayed>, PipelineError> {
-        replay(&self.store, &self.writers).await
+    /// an upgrade that learned a new type or relaxed a rule, or once an
+    /// event from the future is no longer ahead of `at`). A record that now
+    /// validates is applied and marked `replayed_as`.
+    pub async fn replay(&self, at: ReceivedAt) -> Result<Vec<Replayed>, PipelineError> {
+        replay(self, at).await
     }
 }
 
@@ -171,13 +177,14 @@ pub struct ResourceOutcome {
 /// Why processing failed.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    /// The input is not a valid event; it was kept under `stored_as`.
+    /// The input is not a valid event; it was kept under `stored_as`
+    /// (`None`: not kept, the rejected area's hourly budget is spent).
     #[error("{rejection}")]
     Rejected {
         /// Every problem found.
         rejection: Rejection,
         /// The key of the rejected record.
-        stored_as: String,
+        stored_as: Option<String>,
     },
     /// The store failed; see [`StoreError::is_retryable`].
     #[error(transparent)]
@@ -258,30 +265,35 @@ impl RejectedRecord {
 }
 
 async fn process<S: Store>(
-    store: &S,
-    writers: &Writers,
+    pipeline: &Pipeline<S>,
     bytes: &[u8],
+    at: ReceivedAt,
 ) -> Result<Processed, PipelineError> {
     let value = match crate::event::parse_json(bytes) {
         Ok(value) => value,
-        Err(rejection) => return Err(reject(store, bytes, rejection).await),
+        Err(rejection) => return Err(reject(pipeline, bytes, rejection, at, false).await),
     };
     let fingerprint = Fingerprint::of_value(&value);
     let event = match Event::from_value(value) {
         Ok(event) => event,
-        Err(rejection) => return Err(reject(store, bytes, rejection).await),
+        Err(rejection) => return Err(reject(pipeline, bytes, rejection, at, false).await),
     };
-    apply(store, writers, event, &fingerprint, bytes).await
+    if let Err(rejection) = pipeline.admission.check_time(&event, at) {
+        // A valid event held back: kept whatever the budget, for replay.
+        return Err(reject(pipeline, bytes, rejection, at, true).await);
+    }
+    apply(pipeline, event, &fingerprint, bytes, at).await
 }
 
 async fn apply<S: Store>(
-    store: &S,
-    writers: &Writers,
+    pipeline: &Pipeline<S>,
     event: Event,
     fingerprint: &Fingerprint,
     raw: &[u8],
+    at: ReceivedAt,
 ) -> Result<Processed, PipelineError> {
-    let record = event_record(&event, fingerprint, raw);
+    let (store, writers) = (&pipeline.store, &*pipeline.writers);
+    let record = event_record(&event, fingerprint, raw, at);
     let (meta, changes) = state::derive(event, fingerprint);
     let key = format!("{EVENT_PREFIX}{fingerprint}");
     // A conflict on the raw record means it is already stored: a redelivery.
@@ -311,7 +323,7 @@ async fn apply<S: Store>(
 /// around the bytes as received, because serialising the event again costs
 /// 0.3–0.8 µs per event (criterion, `serde_json::to_writer` of a sample's
 /// `Value`) where this copies it.
-fn event_record(event: &Event, fingerprint: &Fingerprint, raw: &[u8]) -> Vec<u8> {
+fn event_record(event: &Event, fingerprint: &Fingerprint, raw: &[u8], at: ReceivedAt) -> Vec<u8> {
     let mut record = Vec::with_capacity(raw.len() + event.event_type.len() + 128);
     record.extend_from_slice(b"{\"event_type\":");
     serde_json::to_writer(&mut record, &event.event_type).expect("a string serialises");
@@ -320,7 +332,7 @@ fn event_record(event: &Event, fingerprint: &Fingerprint, raw: &[u8]) -> Vec<u8>
     record.extend_from_slice(fingerprint.as_str().as_bytes());
     record.extend_from_slice(b"\",\"received_at\":\"");
     // RFC 3339 digits and separators: nothing to escape.
-    record.extend_from_slice(now_utc().as_bytes());
+    record.extend_from_slice(at.rfc3339().as_bytes());
     record.extend_from_slice(b"\",\"event\":");
     record.extend_from_slice(raw);
     record.push(b'}');
@@ -407,8 +419,16 @@ async fn backoff(attempt: u32) {
     tokio::time::sleep(Duration::from_micros(cap_us / 2 + jitter / 2)).await;
 }
 
-/// Keeps an invalid input under `rejected/…`; returns the error to report.
-async fn reject<S: Store>(store: &S, bytes: &[u8], rejection: Rejection) -> PipelineError {
+/// Keeps an invalid input under `rejected/…` (within the hour's budget,
+/// unless `always`); returns the error to report.
+async fn reject<S: Store>(
+    pipeline: &Pipeline<S>,
+    bytes: &[u8],
+    rejection: Rejection,
+    at: ReceivedAt,
+    always: bool,
+) -> PipelineError {
+    let store = &pipeline.store;
     let fingerprint = Fingerprint::of_bytes(bytes);
     let key = format!("{REJECTED_PREFIX}{fingerprint}");
     let (body, body_hex) = match std::str::from_utf8(bytes) {
@@ -417,7 +437,7 @@ async fn reject<S: Store>(store: &S, bytes: &[u8], rejection: Rejection) -> Pipe
     };
     let record = RejectedRecord {
         fingerprint,
-        received_at: now_utc(),
+        received_at: at.rfc3339(),
         event_type: rejection.event_type.clone(),
         problems: rejection.problems.iter().map(Problem::to_string).collect(),
         body,
@@ -425,11 +445,17 @@ async fn reject<S: Store>(store: &S, bytes: &[u8], rejection: Rejection) -> Pipe
         replayed_as: None,
     };
     let bytes = serde_json::to_vec(&record).expect("serialises");
+    if !pipeline.admission.charge(bytes.len() as u64, at, always) {
+        return PipelineError::Rejected {
+            rejection,
+            stored_as: None,
+        };
+    }
     match store.compare_and_set(&key, None, &bytes).await {
         // Created, or already kept by an earlier delivery.
         Ok(_) => PipelineError::Rejected {
             rejection,
-            stored_as: key,
+            stored_as: Some(key),
         },
         // Not kept: answer "retry later" rather than "bad request", so the
         // input is not lost.
@@ -450,7 +476,11 @@ pub struct Replayed {
     pub problems: Vec<String>,
 }
 
-async fn replay<S: Store>(store: &S, writers: &Writers) -> Result<Vec<Replayed>, PipelineError> {
+async fn replay<S: Store>(
+    pipeline: &Pipeline<S>,
+    at: ReceivedAt,
+) -> Result<Vec<Replayed>, PipelineError> {
+    let store = &pipeline.store;
     let mut out = Vec::new();
     let mut after: Option<String> = None;
     loop {
@@ -472,7 +502,7 @@ async fn replay<S: Store>(store: &S, writers: &Writers) -> Result<Vec<Replayed>,
                 key: key.clone(),
                 message: format!("body_hex: {e}"),
             })?;
-            match process(store, writers, &bytes).await {
+            match process(pipeline, &bytes, at).await {
                 Ok(processed) => {
                     record.replayed_as = Some(processed.fingerprint.clone());
                     let value = serde_json::to_vec(&record).expect("serialises");
@@ -496,12 +526,6 @@ async fn replay<S: Store>(store: &S, writers: &Writers) -> Result<Vec<Replayed>,
         }
     }
     Ok(out)
-}
-
-fn now_utc() -> String {
-    time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use super::store_args::{StoreArgs, runtime};
 use super::{EXIT_IO, input};
+use ims_callback::admission::ReceivedAt;
 use ims_callback::pipeline::{Pipeline, PipelineError};
 use serde_json::json;
 use std::io::Write;
@@ -37,7 +38,7 @@ pub fn run(args: Args) -> ExitCode {
                     continue;
                 }
             };
-            let line = match pipeline.process(&input.bytes).await {
+            let line = match pipeline.process(&input.bytes, ReceivedAt::now()).await {
                 Ok(processed) => {
                     let mut line = serde_json::to_value(&processed).expect("serialises");
                     line["file"] = json!(input.name);

@@ -3,6 +3,7 @@
 
 use super::EXIT_IO;
 use super::store_args::{StoreArgs, runtime};
+use ims_callback::admission::ReceivedAt;
 use ims_callback::pipeline::Pipeline;
 use std::process::ExitCode;
 
@@ -18,7 +19,7 @@ pub fn run(args: Args) -> ExitCode {
         let Some(store) = args.store.open().await else {
             return ExitCode::from(EXIT_IO);
         };
-        match Pipeline::new(store).replay().await {
+        match Pipeline::new(store).replay(ReceivedAt::now()).await {
             Ok(results) => {
                 let still_rejected = results.iter().filter(|r| r.processed.is_none()).count();
                 for r in &results {

@@ -19,7 +19,12 @@ use time::format_description::well_known::Rfc3339;
 pub const MAX_ID_LEN: usize = 256;
 
 /// An identifier (`MediaId`, `JobId`, `TaskId` …): a non-empty string of at
-/// most [`MAX_ID_LEN`] bytes.
+/// most [`MAX_ID_LEN`] bytes, without control characters, `/` or `..`.
+///
+/// IMS ids are hex digits or UUIDs (the seed's samples, `events/`); an id
+/// names a store key (`media/{id}`) and a read-API path segment
+/// (`/v1/resources/media/{id}`), so `/` and `..` are refused rather than
+/// stored: neither can then mean two things.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Id(String);
 
@@ -33,7 +38,9 @@ impl Id {
 impl TryFrom<String> for Id {
     type Error = Reason;
     fn try_from(value: String) -> Result<Self, Reason> {
-        if value.trim().is_empty() {
+        if value.chars().any(char::is_control) || value.contains('/') || value.contains("..") {
+            Err(Reason::IdForbiddenChar)
+        } else if value.trim().is_empty() {
             Err(Reason::EmptyId)
         } else if value.len() > MAX_ID_LEN {
             Err(Reason::IdTooLong { max: MAX_ID_LEN })
@@ -63,6 +70,42 @@ impl FromJson for Id {
 }
 
 impl Serialize for Id {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
+
+/// A reference that is an [`Id`] or a URL, depending on a sibling field
+/// (a workflow's `TaskInput.Media`): a non-empty string of at most
+/// [`MAX_ID_LEN`] bytes without control characters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Locator(String);
+
+impl Locator {
+    /// The reference as received.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromJson for Locator {
+    fn from_json(value: Value, ctx: &mut Ctx) -> Option<Self> {
+        let s = String::from_json(value, ctx)?;
+        let reason = if s.trim().is_empty() {
+            Reason::EmptyId
+        } else if s.len() > MAX_ID_LEN {
+            Reason::IdTooLong { max: MAX_ID_LEN }
+        } else if s.chars().any(char::is_control) {
+            Reason::IdForbiddenChar
+        } else {
+            return Some(Locator(s));
+        };
+        ctx.problem(reason);
+        None
+    }
+}
+
+impl Serialize for Locator {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.0)
     }
@@ -167,6 +210,11 @@ impl<T: Serialize> Serialize for Num<T> {
 /// seconds (`2022-07-15T08:48:14Z`, `2022-06-29T01:35:31.716Z`). Other
 /// offsets are refused: IMS documents every time as UTC, and a local time
 /// would silently reorder events.
+///
+/// Stricter than the `time` crate's `Rfc3339`, which takes any byte as the
+/// date/time separator (a space included), a lowercase `z`, and `-00:00`
+/// ("offset unknown" in RFC 3339 §4.3, not UTC): only `T`, and `Z` or
+/// `+00:00`, are accepted, so one instant has one spelling family.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Timestamp {
     raw: String,
@@ -177,7 +225,9 @@ impl Timestamp {
     /// Parses a UTC timestamp.
     pub fn parse(raw: String) -> Result<Self, Reason> {
         let at = OffsetDateTime::parse(&raw, &Rfc3339).map_err(|_| Reason::NotUtcTime)?;
-        if !at.offset().is_utc() {
+        let canonical_form = raw.as_bytes().get(10) == Some(&b'T')
+            && (raw.ends_with('Z') || raw.ends_with("+00:00"));
+        if !canonical_form || !at.offset().is_utc() {
             return Err(Reason::NotUtcTime);
         }
         Ok(Timestamp { raw, at })
@@ -618,6 +668,27 @@ mod tests {
     }
 
     #[test]
+    fn ids_refuse_control_characters_slashes_and_dot_dot() {
+        for good in [
+            "c321b3a0041a71eda1590674a2ce0e59",
+            "cef3de8c-b02c-4462",
+            "a.b",
+            "é",
+        ] {
+            assert!(read::<Id>(json!(good)).is_ok(), "{good}");
+        }
+        for bad in [
+            "a\0b", "a\r\nb", "a\tb", "\u{7f}", "\u{85}", "a/b", "/", "..", "../etc", "a..b",
+        ] {
+            assert_eq!(
+                read::<Id>(json!(bad)).unwrap_err()[0].reason,
+                Reason::IdForbiddenChar,
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
     fn ids_that_would_not_fit_a_store_key_are_refused() {
         // Found by the `callback` fuzz target: a valid event with a
         // 1019-byte MediaId made `media/{id}` longer than the store's key
@@ -644,6 +715,11 @@ mod tests {
         for bad in [
             "2022-07-15T16:48:14+08:00",
             "2022-07-15 08:48:14",
+            "2022-07-15 08:48:14Z",
+            "2022-07-15t08:48:14Z",
+            "2022-07-15x08:48:14Z",
+            "2022-07-15T08:48:14z",
+            "2022-07-15T08:48:14-00:00",
             "2022-07-15",
             "2022-13-15T08:48:14Z",
             "",
@@ -739,7 +815,7 @@ mod tests {
         assert_eq!(problems[0].reason, Reason::Missing);
 
         let ok: Embedded<TaskInput> = read(json!("{\"Type\":\"Media\",\"Media\":\"m1\"}")).unwrap();
-        assert_eq!(ok.value.media_id().map(Id::as_str), Some("m1"));
+        assert_eq!(ok.value.media_id().as_ref().map(Id::as_str), Some("m1"));
         let inline: Embedded<TaskInput> =
             read(json!({"Type": "OSS", "Media": "oss://b/o"})).unwrap();
         assert_eq!(inline.raw, None);

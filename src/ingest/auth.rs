@@ -33,8 +33,11 @@ pub enum AuthError {
     /// No `X-ICE-SIGNATURE` header.
     #[error("missing X-ICE-SIGNATURE header (is AuthSwitch on in IMS?)")]
     MissingSignature,
-    /// The timestamp is not unix seconds.
-    #[error("X-ICE-TIMESTAMP is not a unix time in seconds")]
+    /// The timestamp is not unix seconds in canonical decimal form.
+    #[error(
+        "X-ICE-TIMESTAMP is not a unix time in seconds written as plain decimal digits \
+         (no sign, spaces or leading zero)"
+    )]
     BadTimestamp,
     /// The timestamp is outside the accepted window.
     #[error("X-ICE-TIMESTAMP is {skew} s from now, outside the {window} s window")]
@@ -78,10 +81,11 @@ impl CallbackAuth {
     ) -> Result<(), AuthError> {
         let timestamp = timestamp.ok_or(AuthError::MissingTimestamp)?;
         let signature = signature.ok_or(AuthError::MissingSignature)?;
+        // One spelling per second: with `0…` or ` …` accepted, a captured
+        // signature would have twins that dedup by header could not see.
         let ts_text = std::str::from_utf8(timestamp)
             .ok()
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|t| is_canonical_decimal(t))
             .ok_or(AuthError::BadTimestamp)?;
         let ts: i64 = ts_text.parse().map_err(|_| AuthError::BadTimestamp)?;
         let skew = ts.saturating_sub(now);
@@ -104,6 +108,13 @@ impl CallbackAuth {
             Err(AuthError::BadSignature)
         }
     }
+}
+
+/// Decimal digits without sign, spaces or a leading zero (`0` itself aside).
+fn is_canonical_decimal(text: &str) -> bool {
+    !text.is_empty()
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && (text.len() == 1 || !text.starts_with('0'))
 }
 
 /// The signature IMS sends: lowercase hex MD5 of `"{url}|{timestamp}|{key}"`.
@@ -172,10 +183,24 @@ mod tests {
             a.verify(Some(b"17e8"), Some(sig.as_bytes()), now),
             Err(AuthError::BadTimestamp)
         );
-        assert_eq!(
-            a.verify(Some(b"-5"), Some(sig.as_bytes()), now),
-            Err(AuthError::BadTimestamp)
-        );
+        for bad in [
+            &b"-5"[..],
+            b"+1700000000",
+            b"01700000000",
+            b" 1700000000",
+            b"1700000000 ",
+            b"1700 000000",
+            b"",
+        ] {
+            // Signed over the very text sent: the form alone is refused.
+            let text = std::str::from_utf8(bad).unwrap();
+            let sig = sign(URL, text, "old-key");
+            assert_eq!(
+                a.verify(Some(bad), Some(sig.as_bytes()), now),
+                Err(AuthError::BadTimestamp),
+                "{text:?}"
+            );
+        }
         let stale = sign(URL, "1699999699", "old-key");
         assert!(matches!(
             a.verify(Some(b"1699999699"), Some(stale.as_bytes()), now),

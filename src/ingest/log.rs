@@ -69,7 +69,7 @@ pub fn not_stored(
     match e {
         IngestError::Invalid {
             rejection,
-            stored_as,
+            stored_as: Some(stored_as),
         } => tracing::warn!(
             request_id,
             trigger,
@@ -79,6 +79,18 @@ pub fn not_stored(
             stored_as = stored_as.as_str(),
             latency_us,
             "invalid event kept in the rejected area"
+        ),
+        IngestError::Invalid {
+            rejection,
+            stored_as: None,
+        } => tracing::warn!(
+            request_id,
+            trigger,
+            message_id,
+            event_type = rejection.event_type.as_deref(),
+            problems = rejection.problems.len(),
+            latency_us,
+            "invalid event answered 400 and counted, not kept: IMS_REJECTED_BUDGET is spent"
         ),
         e => tracing::warn!(
             request_id,

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod log;
 pub mod trigger;
 
+use crate::admission::{Limits, ReceivedAt};
 use crate::event::Rejection;
 use crate::pipeline::{Pipeline, PipelineError, Processed};
 use crate::store::AnyStore;
@@ -32,13 +33,14 @@ pub enum IngestError {
     /// Signature check failed (401).
     #[error(transparent)]
     Unauthorized(#[from] AuthError),
-    /// The event is invalid (400); it was kept under `stored_as`.
+    /// The event is invalid (400); it was kept under `stored_as`, unless
+    /// the rejected area's hourly budget is spent (`None`).
     #[error("{rejection}")]
     Invalid {
         /// Every problem.
         rejection: Rejection,
         /// Where the input was kept.
-        stored_as: String,
+        stored_as: Option<String>,
     },
     /// The store is unavailable or overloaded (503: retry).
     #[error("{0}")]
@@ -91,6 +93,12 @@ impl IngestError {
             body["event_type"] = json!(rejection.event_type);
             body["problems"] = json!(rejection.problems);
             body["stored_as"] = json!(stored_as);
+            if stored_as.is_none() {
+                body["not_kept"] = json!(
+                    "the rejected area's hourly budget (IMS_REJECTED_BUDGET) is spent: \
+                     this input was counted but not stored"
+                );
+            }
         }
         body
     }
@@ -238,7 +246,7 @@ impl Drop for Entered<'_> {
 
 impl Ingest {
     /// Ingest over `store`, checking signatures with `auth` when given, and
-    /// answering within `deadline`.
+    /// answering within `deadline`, under the default [`Limits`].
     pub fn new(store: AnyStore, auth: Option<CallbackAuth>, deadline: Duration) -> Self {
         Ingest {
             pipeline: Pipeline::new(store),
@@ -246,6 +254,19 @@ impl Ingest {
             deadline,
             in_flight: Arc::default(),
         }
+    }
+
+    /// The same ingest under `limits` (clock skew, rejected budget).
+    pub fn with_limits(self, limits: Limits) -> Self {
+        Ingest {
+            pipeline: Pipeline::with_limits(self.pipeline.store().clone(), limits),
+            ..self
+        }
+    }
+
+    /// Invalid inputs answered but not kept (rejected budget spent).
+    pub fn rejected_not_kept(&self) -> u64 {
+        self.pipeline.admission().rejected_not_kept()
     }
 
     /// The store.
@@ -276,12 +297,16 @@ impl Ingest {
             auth.verify(timestamp, signature, unix_now())?;
         }
         let _in_flight = self.in_flight.enter();
-        self.pipeline.process(body).await.map_err(IngestError::from)
+        self.pipeline
+            .process(body, ReceivedAt::now())
+            .await
+            .map_err(IngestError::from)
     }
 
     /// Processes one IMS event within the deadline.
     pub async fn process(&self, body: &[u8]) -> Result<Processed, IngestError> {
-        match tokio::time::timeout(self.deadline, self.pipeline.process(body)).await {
+        let work = self.pipeline.process(body, ReceivedAt::now());
+        match tokio::time::timeout(self.deadline, work).await {
             Ok(result) => result.map_err(IngestError::from),
             Err(_) => Err(IngestError::Deadline(self.deadline)),
         }
@@ -326,7 +351,11 @@ impl Ingest {
         // Never closed, so acquiring only waits.
         let _permit = permits.acquire().await;
         let _in_flight = self.in_flight.enter();
-        let stored = tokio::time::timeout_at(until, self.pipeline.process(&message.body)).await;
+        let stored = tokio::time::timeout_at(
+            until,
+            self.pipeline.process(&message.body, ReceivedAt::now()),
+        )
+        .await;
         let outcome = match stored {
             Ok(Ok(processed)) => MessageOutcome::Stored(processed),
             Ok(Err(e)) => match IngestError::from(e) {

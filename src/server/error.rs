@@ -37,6 +37,20 @@ pub enum AppError {
     /// The store failed while serving a read.
     #[error("{0}")]
     Unavailable(String),
+    /// `x-fc-control-path` off Function Compute, where any client can send it.
+    #[error(
+        "x-fc-control-path is honoured only on Function Compute (FC_FUNCTION_NAME and \
+         FC_INSTANCE_ID set), whose HTTP trigger refuses client x-fc-* headers; here it would \
+         skip the signature check: send a signed callback (X-ICE-TIMESTAMP, X-ICE-SIGNATURE) \
+         without it"
+    )]
+    UntrustedControlPath,
+    /// `Content-Length` together with `Transfer-Encoding`: two framings.
+    #[error(
+        "the request has both Content-Length and Transfer-Encoding; send one (RFC 9112 §6.3: \
+         such a message may be a request-smuggling attempt)"
+    )]
+    AmbiguousFraming,
 }
 
 impl IntoResponse for AppError {
@@ -63,6 +77,10 @@ impl IntoResponse for AppError {
                     AppError::BadToken => (StatusCode::UNAUTHORIZED, "unauthorized"),
                     AppError::BadRequest(_) => (StatusCode::BAD_REQUEST, "bad_request"),
                     AppError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                    AppError::UntrustedControlPath => {
+                        (StatusCode::UNAUTHORIZED, "untrusted_control_path")
+                    }
+                    AppError::AmbiguousFraming => (StatusCode::BAD_REQUEST, "ambiguous_framing"),
                     AppError::Ingest(_) => unreachable!("handled above"),
                 };
                 (status, json!({"error": code, "message": e.to_string()}))

@@ -15,11 +15,12 @@
 
 mod changes;
 mod error;
+mod framing;
 mod routes;
 
 pub use error::AppError;
 
-use crate::configuration::Settings;
+use crate::configuration::{Platform, Settings};
 use crate::ingest::Ingest;
 use crate::store::{AnyStore, StoreError, redact_url};
 use axum::Router;
@@ -73,6 +74,10 @@ pub struct Shared {
     max_body: usize,
     deadline: Duration,
     query_token: Option<secrecy::SecretString>,
+    /// Whether `x-fc-control-path` can be believed: only on Function
+    /// Compute, whose HTTP trigger refuses client headers starting with
+    /// `x-fc-` (alibabacloud.com/help/en/functioncompute/fc/user-guide/web-functions).
+    trust_control_path: bool,
 }
 
 /// Why the server could not start.
@@ -135,7 +140,8 @@ impl Application {
         Application {
             listener,
             router: build_router(
-                Ingest::new(store, settings.auth.clone(), settings.deadline),
+                Ingest::new(store, settings.auth.clone(), settings.deadline)
+                    .with_limits(settings.limits()),
                 &settings,
             ),
         }
@@ -177,7 +183,10 @@ impl Application {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(self.router.clone());
+            let framing = Arc::new(framing::Framing::default());
+            let stream = framing::Inspected::new(stream, Arc::clone(&framing));
+            let service =
+                TowerToHyperService::new(framing::Guarded::new(self.router.clone(), framing));
             let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
             tokio::spawn(async move {
                 if let Err(e) = connection.await {
@@ -232,6 +241,7 @@ pub fn build_router(ingest: Ingest, settings: &Settings) -> Router {
         max_body: settings.max_body,
         deadline: settings.deadline,
         query_token: settings.query_token.clone(),
+        trust_control_path: settings.platform == Platform::FunctionCompute,
     }));
     let router = Router::new()
         .route("/healthz", get(routes::healthz))

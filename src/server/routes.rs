@@ -74,6 +74,12 @@ pub async fn invoke(
         }
         return Ok(callback(&app, &headers, body).await?.into_response());
     }
+    if !app.trust_control_path && app.ingest.requires_signature() {
+        // Off FC the header proves nothing; honouring it would let any
+        // client skip the signature. Unsigned, it skips nothing, so local
+        // runs can still be sent MNS envelopes.
+        return Err(AppError::UntrustedControlPath);
+    }
     Ok(event_invocation(&app, &headers, body).await)
 }
 
@@ -268,6 +274,7 @@ pub async fn healthz(State(app): State<AppState>) -> Result<Json<Value>, AppErro
             "status": "ok",
             "store": store.kind(),
             "cas_retries": app.ingest.cas_retries(),
+            "rejected_not_kept": app.ingest.rejected_not_kept(),
         }))),
         Err(e) => Err(AppError::Unavailable(e.to_string())),
     }

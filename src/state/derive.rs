@@ -212,7 +212,7 @@ fn derive_changes(body: Body, out: &mut Changes) -> Option<String> {
                 .set("create_time", b.create_time)
                 .user_data(b.user_data);
             if let Some(media_id) = input.media_id() {
-                out.media(media_id)
+                out.media(&media_id)
                     .set(format!("workflow_tasks/{}", b.task_id), summary(&b.status));
             }
             b.status

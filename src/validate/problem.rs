@@ -34,6 +34,9 @@ pub enum Reason {
         /// The largest accepted length, in bytes.
         max: usize,
     },
+    /// An identifier holds a control character, `/` or `..`: it names a
+    /// store key and a read-API path segment, which must be unambiguous.
+    IdForbiddenChar,
     /// The value must be a number (or a string holding one).
     ExpectedNumber,
     /// The value must be a non-negative integer (or a string holding one).
@@ -46,6 +49,12 @@ pub enum Reason {
     ExpectedArray,
     /// The value must be a UTC time in ISO 8601 form.
     NotUtcTime,
+    /// The time is further ahead of the receiver's clock than
+    /// `IMS_MAX_CLOCK_SKEW` allows; the event is kept for a later replay.
+    FromTheFuture {
+        /// The allowed skew, in seconds.
+        max_skew_secs: u64,
+    },
     /// A string that must hold JSON does not.
     EmbeddedJson {
         /// What the parser reported.
@@ -89,6 +98,9 @@ impl fmt::Display for Reason {
             Reason::ExpectedString => f.write_str("expected a string"),
             Reason::EmptyId => f.write_str("must be a non-empty string"),
             Reason::IdTooLong { max } => write!(f, "must be an identifier of at most {max} bytes"),
+            Reason::IdForbiddenChar => {
+                f.write_str("must not contain control characters, `/` or `..`")
+            }
             Reason::ExpectedNumber => f.write_str("expected a number or a numeric string"),
             Reason::ExpectedUnsigned => {
                 f.write_str("expected a non-negative integer or a string holding one")
@@ -99,6 +111,11 @@ impl fmt::Display for Reason {
             Reason::NotUtcTime => {
                 f.write_str("not an ISO 8601 UTC time (expected YYYY-MM-DDTHH:MM:SS[.fff]Z)")
             }
+            Reason::FromTheFuture { max_skew_secs } => write!(
+                f,
+                "more than {max_skew_secs} s ahead of the receiver's clock (IMS_MAX_CLOCK_SKEW); \
+                 kept, to be replayed once it is no longer in the future"
+            ),
             Reason::EmbeddedJson { message } => {
                 write!(f, "expected a string holding JSON: {message}")
             }

@@ -2,7 +2,7 @@
 //! and future timestamps, and that `/invoke` from the public trigger is
 //! not a way around them.
 
-use crate::helpers::{events_dir, read, spawn_secured, unix_now};
+use crate::helpers::{events_dir, read, spawn_app, spawn_secured, unix_now};
 use serde_json::Value;
 
 fn body() -> Vec<u8> {
@@ -70,4 +70,72 @@ async fn invoke_from_the_public_trigger_needs_a_signature() {
     // No x-fc-control-path: this is an ordinary request that uses /invoke.
     assert_eq!(app.post("/invoke", body()).await.status(), 401);
     assert_eq!(app.post_signed("/invoke", body()).await.status(), 200);
+}
+
+#[tokio::test]
+async fn off_function_compute_x_fc_control_path_does_not_skip_the_signature() {
+    // Not on FC (no FC_FUNCTION_NAME/FC_INSTANCE_ID): any client can send
+    // the header, so with signatures required it is refused, whatever path.
+    let app = spawn_secured(None).await;
+    for path in ["/invoke", "/"] {
+        let response = app
+            .client
+            .post(app.url("/invoke"))
+            .header("x-fc-control-path", "/invoke")
+            .body(body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{path}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "untrusted_control_path");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .contains("only on Function Compute")
+        );
+    }
+    let state = app
+        .get_authorized("/v1/resources/media/c321b3a0041a71eda1590674a2ce6a17")
+        .await;
+    assert_eq!(state.status(), 404, "nothing stored");
+    // Unsigned mode off FC: the header skips nothing, and local runs can
+    // still be sent FC invocations.
+    let open = spawn_app(None, &[]).await;
+    let response = open
+        .client
+        .post(open.url("/invoke"))
+        .header("x-fc-control-path", "/invoke")
+        .body(body())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+}
+
+#[tokio::test]
+async fn a_timestamp_spelled_otherwise_is_not_a_second_signature() {
+    let app = spawn_secured(None).await;
+    let now = unix_now().to_string();
+    for ts in [format!("0{now}"), format!("+{now}")] {
+        let response = app
+            .client
+            .post(app.url("/"))
+            .header("X-ICE-TIMESTAMP", &ts)
+            .header(
+                "X-ICE-SIGNATURE",
+                ims_callback::ingest::auth::sign(crate::helpers::CALLBACK_URL, &ts, "old-auth-key"),
+            )
+            .body(body())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{ts}");
+        let error: Value = response.json().await.unwrap();
+        assert!(
+            error["message"].as_str().unwrap().contains("leading zero"),
+            "{error}"
+        );
+    }
 }

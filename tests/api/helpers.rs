@@ -56,6 +56,22 @@ pub async fn spawn_secured(store: Option<&str>) -> TestApp {
     .await
 }
 
+/// [`spawn_secured`] as on Function Compute (its system variables set),
+/// where `x-fc-control-path` is trusted.
+pub async fn spawn_on_fc(store: Option<&str>) -> TestApp {
+    spawn_app(
+        store,
+        &[
+            ("IMS_CALLBACK_AUTH_KEYS", KEYS),
+            ("IMS_CALLBACK_URL", CALLBACK_URL),
+            ("IMS_QUERY_TOKEN", QUERY_TOKEN),
+            ("FC_FUNCTION_NAME", "ims-callback"),
+            ("FC_INSTANCE_ID", "c-test-instance"),
+        ],
+    )
+    .await
+}
+
 pub fn unix_now() -> i64 {
     ims_callback::ingest::unix_now()
 }

@@ -3,7 +3,7 @@
 //! the `x-fc-status` header FC reads instead of the HTTP status, and the
 //! HTTP-trigger answers, which must carry no `x-fc-*` header at all.
 
-use crate::helpers::{TestApp, events_dir, json_files, read, spawn_app, spawn_secured};
+use crate::helpers::{TestApp, events_dir, json_files, read, spawn_app, spawn_on_fc};
 use serde_json::{Value, json};
 
 /// An event invocation as FC sends it.
@@ -181,7 +181,7 @@ async fn a_store_outage_is_x_fc_status_404_with_a_503_and_each_message_reported(
 
 #[tokio::test]
 async fn http_trigger_answers_keep_their_status_and_carry_no_fc_header() {
-    let app = spawn_secured(None).await;
+    let app = spawn_on_fc(None).await;
     let valid = read(&events_dir().join("ProduceMediaComplete.json"));
     let invalid = read(&events_dir().join("invalid/missing-media-id.json"));
     let cases = [
@@ -206,7 +206,7 @@ async fn http_trigger_answers_keep_their_status_and_carry_no_fc_header() {
 
 #[tokio::test]
 async fn initialize_warms_a_healthy_store() {
-    let app = spawn_secured(None).await;
+    let app = spawn_on_fc(None).await;
     let init = app
         .client
         .post(app.url("/initialize"))
@@ -253,7 +253,7 @@ async fn initialize_fails_when_the_store_refuses_the_settings() {
 
 #[tokio::test]
 async fn every_mns_trigger_sample_is_stored() {
-    let app = spawn_secured(None).await;
+    let app = spawn_on_fc(None).await;
     let samples = json_files(&events_dir().join("triggers"));
     assert!(!samples.is_empty(), "events/triggers has samples");
     for path in samples {

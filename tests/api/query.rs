@@ -21,6 +21,34 @@ async fn the_read_api_does_not_exist_without_a_token() {
 }
 
 #[tokio::test]
+async fn malformed_ids_on_the_read_api_are_400() {
+    let app = spawn_secured(None).await;
+    let long = "a".repeat(257);
+    for id in [
+        "a%2Fb",
+        "a..b",
+        "..%2Fx",
+        "a%00b",
+        "a%0D%0Ab",
+        long.as_str(),
+    ] {
+        let response = app
+            .get_authorized(&format!("/v1/resources/media/{id}"))
+            .await;
+        assert_eq!(response.status(), 400, "{id}");
+        let error: Value = response.json().await.unwrap();
+        assert_eq!(error["error"], "bad_request");
+        assert!(
+            error["message"]
+                .as_str()
+                .unwrap()
+                .starts_with("resource id: "),
+            "{error}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn the_read_api_needs_the_bearer_token() {
     let app = spawn_secured(None).await;
     let outcome: Value = app

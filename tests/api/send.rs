@@ -62,7 +62,10 @@ async fn sample_keys() -> BTreeSet<String> {
     let pipeline = Pipeline::new(MemoryStore::new());
     let mut keys = BTreeSet::new();
     for path in json_files(&events_dir()) {
-        let processed = pipeline.process(&read(&path)).await.unwrap();
+        let processed = pipeline
+            .process(&read(&path), ims_callback::admission::ReceivedAt::now())
+            .await
+            .unwrap();
         keys.extend(processed.resources.into_iter().map(|r| r.key));
     }
     keys

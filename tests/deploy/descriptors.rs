@@ -15,6 +15,23 @@ use yaml_rust2::{Yaml, YamlLoader};
 /// Settings the code reads that the descriptors deliberately do not pass.
 const NOT_PASSED: &[(&str, &str)] = &[
     (
+        "FC_FUNCTION_NAME",
+        "set by FC in every instance; with FC_INSTANCE_ID it tells the code it runs on FC",
+    ),
+    ("FC_INSTANCE_ID", "set by FC in every instance"),
+    (
+        "AWS_LAMBDA_FUNCTION_NAME",
+        "set by Lambda; these descriptors deploy to FC",
+    ),
+    (
+        "AWS_LAMBDA_RUNTIME_API",
+        "set by Lambda; these descriptors deploy to FC",
+    ),
+    (
+        "IMS_ALLOW_UNSIGNED",
+        "an opt-out of signed callbacks a deployer must add by hand, knowingly, never a default",
+    ),
+    (
         "FC_CUSTOM_LISTEN_PORT",
         "set by FC from the custom runtime's port (the FC_ prefix is reserved)",
     ),

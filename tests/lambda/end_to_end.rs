@@ -348,7 +348,11 @@ async fn lambda_mode_reports_exactly_the_retryable_sqs_failures() {
         "bare-unlucky",
         serde_json::from_str(&upload(MARKER)).unwrap(),
     );
-    let function = Function::start(api.addr, &[("IMS_STORE", &redis.url())]);
+    // SQS messages carry no IMS signature; unsigned is allowed explicitly.
+    let function = Function::start(
+        api.addr,
+        &[("IMS_STORE", &redis.url()), ("IMS_ALLOW_UNSIGNED", "true")],
+    );
     let answers = api
         .answers(&["sqs-partial", "bare-unlucky"], ANSWER_TIMEOUT)
         .await;
@@ -390,7 +394,13 @@ async fn lambda_mode_reports_exactly_the_retryable_sqs_failures() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lambda_mode_reports_an_unusable_store_as_an_init_error() {
     let mut api = RuntimeApi::start().await;
-    let mut function = Function::start(api.addr, &[("IMS_STORE", "nosuchstore://x")]);
+    let mut function = Function::start(
+        api.addr,
+        &[
+            ("IMS_STORE", "nosuchstore://x"),
+            ("IMS_ALLOW_UNSIGNED", "true"),
+        ],
+    );
     let posted = api.next_posted(ANSWER_TIMEOUT).await;
     let status = function.wait(ANSWER_TIMEOUT);
     let logs = function.stop();

@@ -246,7 +246,10 @@ pub async fn assert_same_as_sequential(store: &impl Store, bodies: &[Vec<u8>]) -
     let memory = pipeline.store();
     let mut keys = BTreeSet::new();
     for body in bodies {
-        let processed = pipeline.process(body).await.expect("valid event");
+        let processed = pipeline
+            .process(body, ims_callback::admission::ReceivedAt::now())
+            .await
+            .expect("valid event");
         keys.extend(processed.resources.into_iter().map(|r| r.key));
     }
     for key in &keys {

@@ -169,7 +169,55 @@ fn bodies() -> Vec<(&'static str, &'static str, Vec<u8>, u16)> {
         400,
     ));
     out.push(("JSON array", json, b"[1,2,3]".to_vec(), 400));
+    // Strict where meaning is at stake: times and ids.
+    for (name, time) in [
+        ("EventTime with a space for T", "2022-07-15 08:48:14Z"),
+        ("EventTime with a lowercase t", "2022-07-15t08:48:14Z"),
+        ("EventTime with a lowercase z", "2022-07-15T08:48:14z"),
+        ("EventTime at -00:00", "2022-07-15T08:48:14-00:00"),
+        ("EventTime at +08:00", "2022-07-15T16:48:14+08:00"),
+    ] {
+        out.push((name, json, with(&["EventTime"], json!(time)), 400));
+    }
+    for (name, id) in [
+        ("MediaId with NUL", json!("m\u{0}1")),
+        ("MediaId with CR LF", json!("m\r\nX-Injected: 1")),
+        ("MediaId ../", json!("../../etc/passwd")),
+        ("MediaId with /", json!("media/other")),
+        ("MediaId 257 bytes", json!("m".repeat(257))),
+    ] {
+        out.push((name, json, with(&["MessageBody", "MediaId"], id), 400));
+    }
     out
+}
+
+/// The valid event with the field at `path` set to `value`.
+fn with(path: &[&str], value: Value) -> Vec<u8> {
+    let mut event = valid_event();
+    let mut field = &mut event;
+    for name in path {
+        field = &mut field[*name];
+    }
+    *field = value;
+    serde_json::to_vec(&event).unwrap()
+}
+
+/// Events from the future: refused 400 and kept for replay.
+fn future_bodies() -> Vec<(&'static str, Vec<u8>)> {
+    let in_an_hour = time::OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let in_an_hour = in_an_hour
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    vec![
+        (
+            "EventTime 9999-12-31T23:59:59Z",
+            with(&["EventTime"], json!("9999-12-31T23:59:59Z")),
+        ),
+        (
+            "EventTime an hour ahead",
+            with(&["EventTime"], json!(in_an_hour)),
+        ),
+    ]
 }
 
 /// Raw requests: (name, bytes sent at once, expected status; 0: closed
@@ -202,11 +250,74 @@ fn raw_requests(port: u16) -> Vec<(&'static str, Vec<u8>, u16)> {
         format!("POST / HTTP/1.1\r\nhost: x\r\n{signed}transfer-encoding: chunked\r\n\r\nzz\r\n{{}}\r\n0\r\n\r\n").into_bytes(),
         400,
     ));
-    out.push((
-        "Content-Length and chunked together",
-        format!("POST / HTTP/1.1\r\nhost: x\r\n{signed}content-length: 2\r\ntransfer-encoding: chunked\r\n\r\n2\r\n{{}}\r\n0\r\n\r\n").into_bytes(),
-        400,
-    ));
+    // Both framings, around a valid signed event: refused for the framing.
+    let event = bytes_of_valid_event();
+    let chunked_event = [
+        format!("{:x}\r\n", event.len()).into_bytes(),
+        event.clone(),
+        b"\r\n0\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    for (name, framing) in [
+        (
+            "Content-Length, then Transfer-Encoding: chunked",
+            format!(
+                "content-length: {}\r\ntransfer-encoding: chunked\r\n",
+                event.len()
+            ),
+        ),
+        (
+            "Transfer-Encoding: chunked, then Content-Length",
+            format!(
+                "transfer-encoding: chunked\r\ncontent-length: {}\r\n",
+                event.len()
+            ),
+        ),
+    ] {
+        let mut request =
+            format!("POST / HTTP/1.1\r\nhost: x\r\n{signed}{framing}\r\n").into_bytes();
+        request.extend_from_slice(&chunked_event);
+        out.push((name, request, 400));
+    }
+    // The signature timestamp in one spelling only.
+    let now = unix_now().to_string();
+    for (name, ts) in [
+        ("signature timestamp with a leading zero", format!("0{now}")),
+        ("signature timestamp with a plus sign", format!("+{now}")),
+    ] {
+        let signature = sign(CALLBACK_URL, &ts, KEY);
+        let mut request = format!(
+            "POST / HTTP/1.1\r\nhost: x\r\nx-ice-timestamp: {ts}\r\nx-ice-signature: {signature}\r\n\
+             content-length: {}\r\n\r\n",
+            event.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(&event);
+        out.push((name, request, 401));
+    }
+    // Off Function Compute the header proves nothing.
+    let mut forged = format!(
+        "POST /invoke HTTP/1.1\r\nhost: x\r\nx-fc-control-path: /invoke\r\ncontent-length: {}\r\n\r\n",
+        event.len()
+    )
+    .into_bytes();
+    forged.extend_from_slice(&event);
+    out.push(("x-fc-control-path off Function Compute", forged, 401));
+    // Ids on the read API: 400, never 500, never another key.
+    for (name, id) in [
+        ("read API id with %2F", "a%2Fb".to_owned()),
+        ("read API id with %00", "a%00b".to_owned()),
+        ("read API id of 257 bytes", "m".repeat(257)),
+    ] {
+        out.push((
+            name,
+            format!(
+                "GET /v1/resources/media/{id} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {QUERY_TOKEN}\r\n\r\n"
+            )
+            .into_bytes(),
+            400,
+        ));
+    }
     out.push((
         "one 20 KiB header",
         format!(
@@ -292,11 +403,45 @@ async fn hostile_input_gets_4xx_and_the_server_stays_healthy_and_bounded() {
     // Slow clients, in the background while the rest runs.
     let slow = std::thread::spawn(move || slow_clients(port));
 
+    let healthz = format!("{}/healthz", server.address);
+    let healthy = |name: &'static str| {
+        let (client, healthz) = (client.clone(), healthz.clone());
+        async move {
+            let status = client
+                .get(&healthz)
+                .send()
+                .await
+                .map(|r| r.status().as_u16());
+            assert_eq!(status.ok(), Some(200), "/healthz after {name}");
+        }
+    };
     let mut report = Vec::new();
     for (name, content_type, body, expected) in bodies() {
         let size = body.len();
         let (status, answer) = post_signed(&client, &url, content_type, body).await;
         assert_eq!(status, expected, "{name}: {answer}");
+        assert!(
+            answer["message"].is_string(),
+            "{name}: a clear message: {answer}"
+        );
+        healthy(name).await;
+        report.push(format!("{name} ({size} B) {status}"));
+    }
+    for (name, body) in future_bodies() {
+        let size = body.len();
+        let (status, answer) = post_signed(&client, &url, "application/json", body).await;
+        assert_eq!(status, 400, "{name}: {answer}");
+        assert_eq!(
+            answer["problems"][0]["path"], "/EventTime",
+            "{name}: {answer}"
+        );
+        assert!(
+            answer["stored_as"]
+                .as_str()
+                .is_some_and(|k| k.starts_with("rejected/")),
+            "{name}: kept for replay: {answer}"
+        );
+        healthy(name).await;
         report.push(format!("{name} ({size} B) {status}"));
     }
     // A valid event with the wrong Content-Type is still the event: the
@@ -310,6 +455,16 @@ async fn hostile_input_gets_4xx_and_the_server_stays_healthy_and_bounded() {
             .map(|(name, bytes, expected)| {
                 let size = bytes.len();
                 let answer = raw::exchange(port, &bytes, Duration::from_secs(10));
+                let health = raw::exchange(
+                    port,
+                    b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n",
+                    Duration::from_secs(10),
+                );
+                assert_eq!(
+                    health.status,
+                    Some(200),
+                    "/healthz after {name}: {health:?}"
+                );
                 (name, size, expected, answer)
             })
             .collect::<Vec<_>>()
@@ -327,6 +482,20 @@ async fn hostile_input_gets_4xx_and_the_server_stays_healthy_and_bounded() {
         }
         if expected == 413 {
             assert!(answer.body.contains("body_too_large"), "{name}: {answer:?}");
+        }
+        let code = if name.contains("Transfer-Encoding") {
+            Some("ambiguous_framing")
+        } else if name.contains("signature timestamp") {
+            Some("leading zero")
+        } else if name.contains("x-fc-control-path") {
+            Some("untrusted_control_path")
+        } else if name.starts_with("read API id") {
+            Some("resource id: ")
+        } else {
+            None
+        };
+        if let Some(code) = code {
+            assert!(answer.body.contains(code), "{name}: {code}: {answer:?}");
         }
         report.push(format!("{name} ({size} B) {expected}"));
     }

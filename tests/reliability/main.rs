@@ -5,6 +5,7 @@
 //! `--nocapture` to see them); `docs/reliability.md` records them.
 
 mod concurrency;
+mod defaults;
 mod events;
 mod faults;
 mod fc_harness;

@@ -24,7 +24,10 @@ async fn deliver<S: Store>(pipeline: &Pipeline<S>, events: &[Value]) -> usize {
     let mut applied = 0;
     for e in events {
         let processed = pipeline
-            .process(&serde_json::to_vec(e).unwrap())
+            .process(
+                &serde_json::to_vec(e).unwrap(),
+                ims_callback::admission::ReceivedAt::now(),
+            )
             .await
             .unwrap();
         applied += processed

@@ -1,7 +1,7 @@
 //! Workflow events (seed table 3).
 
 use crate::body;
-use crate::event::types::{Embedded, Id, Status, Timestamp, UserData};
+use crate::event::types::{Embedded, Id, Locator, Status, Timestamp, UserData};
 
 body! {
     /// `WorkflowTaskComplete`: a workflow task is complete.
@@ -20,17 +20,20 @@ body! {
 body! {
     /// The decoded `TaskInput` of a workflow task.
     pub struct TaskInput {
-        /// `Media` (then `media` is a MediaId) or `OSS` (then a URL).
+        /// `Media` (then `media` is a MediaId) or `OSS` (then a URL, which
+        /// may hold `/`: not an [`Id`]).
         req input_type: String = "Type",
-        req media: Id = "Media",
+        req media: Locator = "Media",
     }
 }
 
 impl TaskInput {
-    /// The MediaId the task ran on, when the input is a media asset.
-    pub fn media_id(&self) -> Option<&Id> {
-        self.input_type
-            .eq_ignore_ascii_case("Media")
-            .then_some(&self.media)
+    /// The MediaId the task ran on, when the input is a media asset and
+    /// `Media` is a valid id.
+    pub fn media_id(&self) -> Option<Id> {
+        if !self.input_type.eq_ignore_ascii_case("Media") {
+            return None;
+        }
+        Id::try_from(self.media.as_str().to_owned()).ok()
     }
 }
