@@ -67,10 +67,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Inspected<T> {
         let before = buf.filled().len();
         let this = &mut *self;
         let polled = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            if let Some(index) = this.scanner.feed(&buf.filled()[before..]) {
-                this.framing.ambiguous.store(index, Ordering::Release);
-            }
+        if let Poll::Ready(Ok(())) = polled
+            && let Some(index) = this.scanner.feed(&buf.filled()[before..])
+        {
+            this.framing.ambiguous.store(index, Ordering::Release);
         }
         polled
     }

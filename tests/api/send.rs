@@ -3,7 +3,9 @@
 //! states), a wrong key, a dead port, MNS messages to `/invoke`, and
 //! usage errors.
 
-use crate::helpers::{CALLBACK_URL, TestApp, events_dir, json_files, read, spawn_on_fc, spawn_secured};
+use crate::helpers::{
+    CALLBACK_URL, TestApp, events_dir, json_files, read, spawn_on_fc, spawn_secured,
+};
 use ims_callback::pipeline::Pipeline;
 use ims_callback::store::MemoryStore;
 use serde_json::Value;
