@@ -192,3 +192,41 @@ async fn malformed_json_is_400_with_line_and_column() {
     assert_eq!(body["problems"][0]["line"], 2);
     assert_eq!(body["problems"][0]["column"], 16);
 }
+
+#[tokio::test]
+async fn two_framings_are_refused_even_behind_a_clean_request_on_one_connection() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = spawn_app(None, &[]).await;
+    let event = read(&events_dir().join("RegisterMediaComplete.json"));
+    let chunked = [
+        format!("{:x}\r\n", event.len()).into_bytes(),
+        event.clone(),
+        b"\r\n0\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    // A clean chunked request, then one with both framings, pipelined.
+    let mut stream = [
+        b"POST / HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\r\n".to_vec(),
+        chunked.clone(),
+        format!(
+            "POST / HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\ntransfer-encoding: chunked\r\n\r\n",
+            event.len()
+        )
+        .into_bytes(),
+        chunked,
+    ]
+    .concat();
+    let address = app.address.trim_start_matches("http://").to_owned();
+    let mut socket = tokio::net::TcpStream::connect(address).await.unwrap();
+    socket.write_all(&stream).await.unwrap();
+    stream.clear();
+    // hyper closes the connection after the ambiguous request.
+    socket.read_to_end(&mut stream).await.unwrap();
+    let text = String::from_utf8_lossy(&stream);
+    let statuses: Vec<&str> = text
+        .match_indices("HTTP/1.1 ")
+        .map(|(i, _)| &text[i + 9..i + 12])
+        .collect();
+    assert_eq!(statuses, ["200", "400"], "{text}");
+    assert!(text.contains("\"ambiguous_framing\""), "{text}");
+}
