@@ -33,6 +33,7 @@
 
 #![no_main]
 
+use ims_callback::configuration::DEFAULT_MAX_CLOCK_SKEW;
 use ims_callback::event::Event;
 use ims_callback::ingest::auth::{self, CallbackAuth};
 use ims_callback::ingest::{Ingest, IngestError, MessageOutcome, trigger, unix_now};
@@ -131,7 +132,15 @@ async fn check(world: &World, request: &Request<'_>) {
             request.body,
         )
         .await;
-    let valid = Event::from_slice(request.body).is_ok();
+    // Admission refuses (and keeps) an event dated further ahead than the
+    // allowed clock skew, so only an admissible valid event must be stored.
+    let valid = Event::from_slice(request.body).is_ok_and(|event| {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i128::try_from(d.as_nanos()).unwrap_or(i128::MAX));
+        let ahead = event.event_time.unix_nanos() - now;
+        ahead <= i128::try_from(DEFAULT_MAX_CLOCK_SKEW.as_nanos()).unwrap_or(i128::MAX)
+    });
     match &result {
         Ok(processed) => {
             check_stored(&ingest, processed, request.body, true).await;
