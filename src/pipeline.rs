@@ -320,9 +320,8 @@ async fn apply<S: Store>(
 }
 
 /// The raw record of an event ([`EventRecord`]'s shape): written by hand
-/// around the bytes as received, because serialising the event again costs
-/// 0.3–0.8 µs per event (criterion, `serde_json::to_writer` of a sample's
-/// `Value`) where this copies it.
+/// around the bytes as received, which it copies, where serialising the
+/// event's `Value` again would re-encode every node of it on each write.
 fn event_record(event: &Event, fingerprint: &Fingerprint, raw: &[u8], at: ReceivedAt) -> Vec<u8> {
     let mut record = Vec::with_capacity(raw.len() + event.event_type.len() + 128);
     record.extend_from_slice(b"{\"event_type\":");

@@ -18,12 +18,11 @@
 //! through tracing-appender's non-blocking writer: a log thread writes
 //! them, so a slow log collector never stalls a runtime worker, and the
 //! lines that queue up while it writes leave in one `write` instead of one
-//! each (under load the per-line `write` and the contention on stdout's
-//! lock were ~5 % of a request's CPU). No line is dropped: past
-//! [`QUEUED_LINES`] waiting lines a writer waits, and the [`LogGuard`]
-//! returned by [`init`] writes out what is queued when dropped (SIGTERM,
-//! which Function Compute sends after the PreStop hook before it removes
-//! an instance, ends in that drop). Under AWS Lambda
+//! each, so no request pays a `write` or contends for stdout's lock. No
+//! line is dropped: past [`QUEUED_LINES`] waiting lines a writer waits, and
+//! the [`LogGuard`] returned by [`init`] writes out what is queued when
+//! dropped (SIGTERM, which Function Compute sends after the PreStop hook
+//! before it removes an instance, ends in that drop). Under AWS Lambda
 //! ([`LogWriter::Direct`]) each line is written before the handler
 //! returns: Lambda freezes the process as soon as the answer is sent and
 //! may end it without a signal, so a queued line could be lost; one event
@@ -147,7 +146,9 @@ where
         .is_ok()
 }
 
-// Not tracing-subscriber's `json()`: it builds a `Value` map per field (~10 % of a request), and FC's plain lines would need a second layer on the same writer.
+// Not tracing-subscriber's `json()`: it builds a map of `Value`s for every
+// line, a cost on every callback (`scripts/ir-per-request.sh` counts it),
+// and FC's plain lines would need a second layer on the same writer.
 /// A layer that writes each event as one JSON object on a line:
 /// timestamp (UTC, microseconds), level and the event's fields; spans are
 /// not written (the per-event line carries the request id itself).

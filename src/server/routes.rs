@@ -27,7 +27,7 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-fc-request-id");
 /// failed (`404`) or not (`200`).
 const FC_STATUS: HeaderName = HeaderName::from_static("x-fc-status");
 // Header names as `HeaderName`s: a lookup by `&str` first validates and
-// lower-cases the name (~360 instructions each, three per callback).
+// lower-cases the name, three times per callback.
 const TIMESTAMP: HeaderName = HeaderName::from_static(TIMESTAMP_HEADER);
 const SIGNATURE: HeaderName = HeaderName::from_static(SIGNATURE_HEADER);
 

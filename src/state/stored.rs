@@ -36,10 +36,9 @@ impl ResourceState {
 
     /// Appends the stored form to `out`: the bytes serde_json writes for
     /// this state's `Serialize` (a test holds the two to each other). The
-    /// write path uses this, not serde_json, because it encodes a typical
-    /// state in 1.2 µs instead of 1.9 µs (criterion, a 4-event state; 36
-    /// against 43 µs at 64 events), copying strings that need no escaping
-    /// whole (see [`crate::jsonfmt`]).
+    /// write path uses this, not serde_json, because copying strings that
+    /// need no escaping whole (see [`crate::jsonfmt`]) encodes a state
+    /// markedly faster: `merge/events_in_state/N` in `benches/pipeline.rs`.
     pub fn write_json(&self, out: &mut Vec<u8>) {
         use crate::jsonfmt::{write_str, write_value};
         fn write_int(out: &mut Vec<u8>, n: impl Serialize) {

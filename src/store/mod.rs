@@ -451,7 +451,7 @@ impl AnyStore {
 }
 
 /// Delegate one trait method to whichever backend `self` holds. A Redis
-/// call's future is ~1.7 KB (the client's own futures live in it); inline,
+/// call's future is large (the client's own futures live in it); inline,
 /// it would make every caller's future that large, and the request future
 /// is moved into a box more than once per request. Boxed, it costs one
 /// allocation next to a network round trip; the in-process backends stay
