@@ -141,14 +141,21 @@ pub async fn read<S: Store>(
 }
 
 fn decode(entry: LogEntry) -> Result<Change, ChangesError> {
-    let record = serde_json::from_slice(&entry.value).map_err(|e| ChangesError::Corrupt {
-        id: entry.id,
-        message: e.to_string(),
-    })?;
-    Ok(Change {
-        id: entry.id.to_string(),
-        record,
-    })
+    Change::from_entry(entry)
+}
+
+impl Change {
+    /// The change a log entry holds.
+    pub fn from_entry(entry: LogEntry) -> Result<Change, ChangesError> {
+        let record = serde_json::from_slice(&entry.value).map_err(|e| ChangesError::Corrupt {
+            id: entry.id,
+            message: e.to_string(),
+        })?;
+        Ok(Change {
+            id: entry.id.to_string(),
+            record,
+        })
+    }
 }
 
 #[cfg(test)]

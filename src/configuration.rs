@@ -98,6 +98,13 @@ pub struct Settings {
     /// Bytes of rejected inputs kept per hour (`IMS_REJECTED_BUDGET`,
     /// e.g. `64MiB`).
     pub rejected_budget: u64,
+    /// Whether state changes are appended to the change log
+    /// (`IMS_CHANGE_FEED`, `on` by default; `off` skips the log, so
+    /// `/v1/changes` and forwarding see nothing).
+    pub change_feed: bool,
+    /// Forwarding of the feed (`IMS_FORWARD_URL`, `IMS_FORWARD_SECRET`,
+    /// `IMS_FORWARD_TIMEOUT`); `None` when not configured.
+    pub forward: Option<crate::forward::ForwardSettings>,
 }
 
 impl Settings {
@@ -261,6 +268,26 @@ impl Settings {
             None => DEFAULT_REJECTED_BUDGET,
         };
 
+        let change_feed = match get("IMS_CHANGE_FEED").as_deref() {
+            None | Some("on") => true,
+            Some("off") => false,
+            Some(other) => {
+                return Err(err(
+                    "IMS_CHANGE_FEED",
+                    format!("`{other}` is neither `on` nor `off`"),
+                ));
+            }
+        };
+        let forward = forward_settings(&get)?;
+        if forward.is_some() && !change_feed {
+            return Err(err(
+                "IMS_CHANGE_FEED",
+                "is `off`, but IMS_FORWARD_URL is set: forwarding delivers the change feed, \
+                 so it needs the feed on"
+                    .into(),
+            ));
+        }
+
         Ok(Settings {
             listen,
             store: get("IMS_STORE").unwrap_or_else(|| DEFAULT_STORE.to_owned()),
@@ -272,8 +299,75 @@ impl Settings {
             platform,
             max_clock_skew,
             rejected_budget,
+            change_feed,
+            forward,
         })
     }
+}
+
+/// The forwarding settings alone, from the process environment (for
+/// `ims-callback forward`); `None` when `IMS_FORWARD_URL` and
+/// `IMS_FORWARD_SECRET` are unset.
+pub fn forward_from_env() -> Result<Option<crate::forward::ForwardSettings>, ConfigError> {
+    forward_settings(&|name: &str| {
+        std::env::var(name)
+            .ok()
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    })
+}
+
+/// `IMS_FORWARD_URL` with `IMS_FORWARD_SECRET` (both or neither), and
+/// `IMS_FORWARD_TIMEOUT`.
+fn forward_settings(
+    get: &impl Fn(&str) -> Option<String>,
+) -> Result<Option<crate::forward::ForwardSettings>, ConfigError> {
+    use crate::forward::{ForwardSettings, WebhookSecret};
+    let err = |variable: &'static str, reason: String| ConfigError { variable, reason };
+    let (url, secret) = match (get("IMS_FORWARD_URL"), get("IMS_FORWARD_SECRET")) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(err(
+                "IMS_FORWARD_SECRET",
+                "required when IMS_FORWARD_URL is set: every forwarded change is signed \
+                 (`whsec_` and the base64 of 24 to 64 random bytes)"
+                    .into(),
+            ));
+        }
+        (None, Some(_)) => {
+            return Err(err(
+                "IMS_FORWARD_URL",
+                "required when IMS_FORWARD_SECRET is set: where to POST the changes".into(),
+            ));
+        }
+        (Some(url), Some(secret)) => (url, secret),
+    };
+    let uri: hyper::Uri = url
+        .parse()
+        .ok()
+        .filter(|u: &hyper::Uri| {
+            matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some()
+        })
+        .ok_or_else(|| {
+            err(
+                "IMS_FORWARD_URL",
+                format!("`{url}` is not an http(s) URL with a host"),
+            )
+        })?;
+    let secret =
+        WebhookSecret::parse(&secret).map_err(|reason| err("IMS_FORWARD_SECRET", reason))?;
+    let mut settings = ForwardSettings::new(uri, secret);
+    if let Some(t) = get("IMS_FORWARD_TIMEOUT") {
+        settings.timeout = parse_duration(&t)
+            .filter(|d| (1..=30).contains(&d.as_secs()))
+            .ok_or_else(|| {
+                err(
+                    "IMS_FORWARD_TIMEOUT",
+                    format!("`{t}` is not a duration from `1s` to `30s`"),
+                )
+            })?;
+    }
+    Ok(Some(settings))
 }
 
 /// `600`, `600s`, `10m`, `1h`: whole seconds, minutes or hours.
@@ -367,6 +461,42 @@ mod tests {
             (vec![("IMS_MAX_CLOCK_SKEW", "10d")], "IMS_MAX_CLOCK_SKEW"),
             (vec![("IMS_REJECTED_BUDGET", "64MB")], "IMS_REJECTED_BUDGET"),
             (vec![("IMS_REJECTED_BUDGET", "-1")], "IMS_REJECTED_BUDGET"),
+            (vec![("IMS_CHANGE_FEED", "no")], "IMS_CHANGE_FEED"),
+            (
+                vec![("IMS_FORWARD_URL", "https://a/")],
+                "IMS_FORWARD_SECRET",
+            ),
+            (vec![("IMS_FORWARD_SECRET", SECRET)], "IMS_FORWARD_URL"),
+            (
+                vec![
+                    ("IMS_FORWARD_URL", "ftp://a/"),
+                    ("IMS_FORWARD_SECRET", SECRET),
+                ],
+                "IMS_FORWARD_URL",
+            ),
+            (
+                vec![
+                    ("IMS_FORWARD_URL", "https://a/"),
+                    ("IMS_FORWARD_SECRET", "hunter2"),
+                ],
+                "IMS_FORWARD_SECRET",
+            ),
+            (
+                vec![
+                    ("IMS_FORWARD_URL", "https://a/"),
+                    ("IMS_FORWARD_SECRET", SECRET),
+                    ("IMS_FORWARD_TIMEOUT", "5m"),
+                ],
+                "IMS_FORWARD_TIMEOUT",
+            ),
+            (
+                vec![
+                    ("IMS_FORWARD_URL", "https://a/"),
+                    ("IMS_FORWARD_SECRET", SECRET),
+                    ("IMS_CHANGE_FEED", "off"),
+                ],
+                "IMS_CHANGE_FEED",
+            ),
             (
                 vec![
                     ("FC_FUNCTION_NAME", "f"),
@@ -380,6 +510,26 @@ mod tests {
             assert_eq!(e.variable, variable, "{vars:?}");
             assert!(e.to_string().contains(variable));
         }
+    }
+
+    /// A valid `IMS_FORWARD_SECRET` (24 bytes).
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn forwarding_is_on_with_a_url_and_a_secret() {
+        let s = settings(&[]).unwrap();
+        assert!(s.change_feed && s.forward.is_none());
+        let s = settings(&[
+            ("IMS_FORWARD_URL", "https://app.example.com/hooks/ims"),
+            ("IMS_FORWARD_SECRET", SECRET),
+            ("IMS_FORWARD_TIMEOUT", "20s"),
+        ])
+        .unwrap();
+        let forward = s.forward.unwrap();
+        assert_eq!(forward.url, "https://app.example.com/hooks/ims");
+        assert_eq!(forward.timeout, Duration::from_secs(20));
+        assert!(!format!("{forward:?}").contains("MfKQ9r8"));
+        assert!(!settings(&[("IMS_CHANGE_FEED", "off")]).unwrap().change_feed);
     }
 
     #[test]

@@ -153,7 +153,8 @@ impl Function {
     /// The handler for `settings` over an opened `store`.
     pub fn new(settings: &Settings, store: AnyStore) -> Self {
         let ingest = Ingest::new(store, settings.auth.clone(), settings.deadline)
-            .with_limits(settings.limits());
+            .with_limits(settings.limits())
+            .with_change_feed(settings.change_feed);
         Function {
             router: build_router(ingest.clone(), settings),
             ingest,

@@ -10,6 +10,7 @@ pub mod alloc;
 pub mod changes;
 pub mod configuration;
 pub mod event;
+pub mod forward;
 pub mod http_client;
 pub mod ingest;
 pub mod jsonfmt;

@@ -59,6 +59,19 @@ impl<S: Store> Pipeline<S> {
         }
     }
 
+    /// The same pipeline with the change feed on (the default) or off
+    /// (`IMS_CHANGE_FEED=off`: states are written without a log entry).
+    /// Call it at startup, before the pipeline is shared.
+    pub fn with_change_feed(self, on: bool) -> Self {
+        Pipeline {
+            writers: std::sync::Arc::new(Writers {
+                feed: on,
+                ..Writers::default()
+            }),
+            ..self
+        }
+    }
+
     /// The admission rules and their counts.
     pub fn admission(&self) -> &Admission {
         &self.admission
@@ -101,6 +114,8 @@ struct Writers {
     hasher: foldhash::fast::RandomState,
     turns: Box<[tokio::sync::Mutex<()>]>,
     cas_retries: AtomicU64,
+    /// Whether a state write appends its change to the log.
+    feed: bool,
 }
 
 impl Default for Writers {
@@ -109,6 +124,7 @@ impl Default for Writers {
             hasher: Default::default(),
             turns: (0..1024).map(|_| tokio::sync::Mutex::new(())).collect(),
             cas_retries: AtomicU64::new(0),
+            feed: true,
         }
     }
 }
@@ -359,19 +375,23 @@ async fn apply_change<S: Store>(
             // Sized from the stored record, which this one rarely outgrows by much.
             let mut bytes = Vec::with_capacity(stored_len + 512);
             resource.write_json(&mut bytes);
-            let logged = ChangeRecord {
-                key: key.to_owned(),
-                kind: change.key.kind().as_str().to_owned(),
-                status: resource.status.clone(),
-                previous_status,
-                event_type: meta.event_type.clone(),
-                fingerprint: meta.stamp.fingerprint.to_string(),
-                at: meta.at.clone(),
-                state: resource.view(),
+            let written = if writers.feed {
+                let logged = ChangeRecord {
+                    key: key.to_owned(),
+                    kind: change.key.kind().as_str().to_owned(),
+                    status: resource.status.clone(),
+                    previous_status,
+                    event_type: meta.event_type.clone(),
+                    fingerprint: meta.stamp.fingerprint.to_string(),
+                    at: meta.at.clone(),
+                    state: resource.view(),
+                };
+                store
+                    .compare_and_set_logged(key, version, &bytes, &logged.to_bytes())
+                    .await?
+            } else {
+                store.compare_and_set(key, version, &bytes).await?
             };
-            let written = store
-                .compare_and_set_logged(key, version, &bytes, &logged.to_bytes())
-                .await?;
             if let CasOutcome::Conflict { .. } = written {
                 writers.cas_retries.fetch_add(1, Ordering::Relaxed);
                 backoff(attempt).await;

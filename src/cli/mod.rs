@@ -1,6 +1,7 @@
 //! The command-line interface of the `ims-callback` binary.
 
 mod changes;
+mod forward;
 mod input;
 mod invoke;
 mod replay;
@@ -49,6 +50,10 @@ enum Command {
     Replay(replay::Args),
     /// Print the change feed as JSON lines (`--follow` waits for more).
     Changes(changes::Args),
+    /// Forward the change feed to IMS_FORWARD_URL, signed with
+    /// IMS_FORWARD_SECRET (Standard Webhooks), until stopped or, with
+    /// `--drain`, until delivered; print a JSON summary line.
+    Forward(forward::Args),
     /// Deliver events to an endpoint as IMS does (signed HTTP callbacks,
     /// or MNS queue messages with `--mns`); print a JSON summary line.
     ///
@@ -75,6 +80,7 @@ impl Cli {
             Command::Replay(args) => replay::run(args),
             Command::Changes(args) => changes::run(args),
             Command::Send(args) => send::run(args),
+            Command::Forward(args) => forward::run(args),
         }
     }
 }

@@ -264,6 +264,14 @@ impl Ingest {
         }
     }
 
+    /// The same ingest with the change feed on or off (`IMS_CHANGE_FEED`).
+    pub fn with_change_feed(self, on: bool) -> Self {
+        Ingest {
+            pipeline: self.pipeline.with_change_feed(on),
+            ..self
+        }
+    }
+
     /// Invalid inputs answered but not kept (rejected budget spent).
     pub fn rejected_not_kept(&self) -> u64 {
         self.pipeline.admission().rejected_not_kept()

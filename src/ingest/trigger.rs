@@ -3,7 +3,9 @@
 //! CloudEvents object (`source: "acs:mns"`, `type: "mns:Queue:SendMessage"`,
 //! `data: {requestId, messageId, messageBody}`) with the IMS JSON as the
 //! `messageBody` string (base64 when the trigger's decoding option is off),
-//! or, in batch mode, an array of them.
+//! or, in batch mode, an array of them; or a timer trigger's tick
+//! (`{"triggerTime", "triggerName", "payload"}`), which drains the
+//! forwarding of the change feed.
 
 use base64::Engine;
 use serde_json::Value;
@@ -48,6 +50,38 @@ pub fn messages(body: &[u8]) -> Result<Vec<Message<'_>>, TriggerError> {
         value if is_mns_envelope(&value) => Ok(vec![from_envelope(value)]),
         _ => Ok(raw()),
     }
+}
+
+/// A timer trigger's event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Timer {
+    /// The trigger's name.
+    pub name: String,
+    /// When it fired, as FC wrote it.
+    pub time: String,
+}
+
+/// The timer event in `body`, if it is one: FC's time trigger invokes the
+/// function with `{"triggerTime": "2018-02-09T05:49:00Z", "triggerName":
+/// "timer-trigger", "payload": "…"}` (the trigger's message), nothing else
+/// (https://www.alibabacloud.com/help/en/fc/formats-of-event-for-different-triggers).
+/// No IMS event has these fields.
+pub fn timer(body: &[u8]) -> Option<Timer> {
+    const NAME: &[u8] = b"\"triggerName\"";
+    if !body.windows(NAME.len()).any(|w| w == NAME) {
+        return None;
+    }
+    let Value::Object(fields) = serde_json::from_slice(body).ok()? else {
+        return None;
+    };
+    let known = ["triggerTime", "triggerName", "payload"];
+    if !fields.keys().all(|k| known.contains(&k.as_str())) {
+        return None;
+    }
+    Some(Timer {
+        name: fields.get("triggerName")?.as_str()?.to_owned(),
+        time: fields.get("triggerTime")?.as_str()?.to_owned(),
+    })
 }
 
 fn is_mns_envelope(value: &Value) -> bool {
@@ -122,6 +156,24 @@ mod tests {
         let b64 = base64::engine::general_purpose::STANDARD.encode(EVENT);
         let body = serde_json::to_vec(&envelope(json!(b64))).unwrap();
         assert_eq!(&*messages(&body).unwrap()[0].body, EVENT.as_bytes());
+    }
+
+    #[test]
+    fn timer_events_are_recognised() {
+        let tick =
+            br#"{"triggerTime":"2018-02-09T05:49:00Z","triggerName":"forward","payload":"drain"}"#;
+        assert_eq!(
+            timer(tick),
+            Some(Timer {
+                name: "forward".into(),
+                time: "2018-02-09T05:49:00Z".into()
+            })
+        );
+        assert_eq!(timer(EVENT.as_bytes()), None);
+        // Anything more is not FC's timer event.
+        let more = br#"{"triggerTime":"t","triggerName":"n","EventType":"X"}"#;
+        assert_eq!(timer(more), None);
+        assert_eq!(timer(br#"{"triggerName":"n"}"#), None);
     }
 
     #[test]

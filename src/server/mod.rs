@@ -21,6 +21,7 @@ mod routes;
 pub use error::AppError;
 
 use crate::configuration::{Platform, Settings};
+use crate::forward::{ForwardSettings, Forwarder, Summary};
 use crate::ingest::Ingest;
 use crate::store::{AnyStore, StoreError, redact_url};
 use axum::Router;
@@ -78,6 +79,69 @@ pub struct Shared {
     /// Compute, whose HTTP trigger refuses client headers starting with
     /// `x-fc-` (alibabacloud.com/help/en/functioncompute/fc/user-guide/web-functions).
     trust_control_path: bool,
+    /// Forwarding of the change feed, when configured.
+    forwarding: Option<Arc<Forwarding>>,
+}
+
+/// The forwarder of a server: the timer trigger's drains and, off
+/// Function Compute, a background task.
+pub struct Forwarding {
+    forwarder: Forwarder<AnyStore>,
+    stop: tokio::sync::watch::Sender<bool>,
+    background: std::sync::Mutex<Option<tokio::task::JoinHandle<Summary>>>,
+}
+
+impl Forwarding {
+    fn new(store: AnyStore, settings: ForwardSettings) -> Self {
+        Forwarding {
+            forwarder: Forwarder::new(store, settings),
+            stop: tokio::sync::watch::channel(false).0,
+            background: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Starts the background forwarder (once).
+    fn start(self: &Arc<Self>) {
+        let mut stop = self.stop.subscribe();
+        let me = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            me.forwarder
+                .run_until(async move {
+                    let _ = stop.wait_for(|stopped| *stopped).await;
+                })
+                .await
+        });
+        let mut background = self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(previous) = background.replace(task) {
+            previous.abort();
+        }
+    }
+
+    /// Stops the background forwarder, waiting up to `limit` for it to
+    /// give its leases back.
+    pub async fn stop(&self, limit: Duration) {
+        self.stop.send_replace(true);
+        let task = self
+            .background
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take();
+        if let Some(task) = task {
+            match tokio::time::timeout(limit, task).await {
+                Ok(Ok(summary)) => tracing::info!(?summary, "forwarder stopped"),
+                Ok(Err(e)) => tracing::error!(error = %e, "forwarder task failed"),
+                Err(_) => tracing::warn!("forwarder did not stop in time"),
+            }
+        }
+    }
+
+    /// The forwarder.
+    pub fn forwarder(&self) -> &Forwarder<AnyStore> {
+        &self.forwarder
+    }
 }
 
 /// Why the server could not start.
@@ -105,6 +169,8 @@ pub enum StartupError {
 pub struct Application {
     listener: TcpListener,
     router: Router,
+    forwarding: Option<Arc<Forwarding>>,
+    background_forwarding: bool,
 }
 
 impl Application {
@@ -137,13 +203,21 @@ impl Application {
     }
 
     fn assemble(listener: TcpListener, settings: Settings, store: AnyStore) -> Self {
+        let forwarding = forwarding(&settings, &store);
         Application {
             listener,
-            router: build_router(
+            router: router_with(
                 Ingest::new(store, settings.auth.clone(), settings.deadline)
-                    .with_limits(settings.limits()),
+                    .with_limits(settings.limits())
+                    .with_change_feed(settings.change_feed),
                 &settings,
+                forwarding.clone(),
             ),
+            forwarding,
+            // An FC instance may be frozen between requests: a background
+            // forwarder there would hold its leases while frozen. The
+            // timer trigger drains instead.
+            background_forwarding: settings.platform != Platform::FunctionCompute,
         }
     }
 
@@ -164,6 +238,13 @@ impl Application {
         shutdown: impl std::future::Future<Output = ()>,
     ) -> std::io::Result<()> {
         tracing::info!(addr = %self.listener.local_addr()?, "listening");
+        if let Some(forwarding) = self
+            .forwarding
+            .as_ref()
+            .filter(|_| self.background_forwarding)
+        {
+            forwarding.start();
+        }
         let mut http = hyper::server::conn::http1::Builder::new();
         http.timer(TokioTimer::new())
             .header_read_timeout(HEADER_READ_TIMEOUT)
@@ -199,6 +280,9 @@ impl Application {
         drop(self.listener);
         graceful.shutdown().await;
         tracing::info!("all connections closed");
+        if let Some(forwarding) = &self.forwarding {
+            forwarding.stop(FORWARDER_STOP).await;
+        }
         Ok(())
     }
 }
@@ -232,6 +316,22 @@ async fn accept_error(e: std::io::Error) {
 /// once per HTTP invocation by `crate::lambda`, which passes the ingest it
 /// also serves SQS batches with, so both share one pipeline.
 pub fn build_router(ingest: Ingest, settings: &Settings) -> Router {
+    let forwarding = forwarding(settings, ingest.store());
+    router_with(ingest, settings, forwarding)
+}
+
+/// How long a stopping server waits for its forwarder to give its leases
+/// back (a page in flight is abandoned, and delivered again later).
+pub const FORWARDER_STOP: Duration = Duration::from_secs(2);
+
+fn forwarding(settings: &Settings, store: &AnyStore) -> Option<Arc<Forwarding>> {
+    settings
+        .forward
+        .clone()
+        .map(|forward| Arc::new(Forwarding::new(store.clone(), forward)))
+}
+
+fn router_with(ingest: Ingest, settings: &Settings, forwarding: Option<Arc<Forwarding>>) -> Router {
     if !ingest.requires_signature() {
         tracing::warn!("IMS_CALLBACK_AUTH_KEYS is not set: unsigned callbacks are accepted");
     }
@@ -242,6 +342,7 @@ pub fn build_router(ingest: Ingest, settings: &Settings) -> Router {
         deadline: settings.deadline,
         query_token: settings.query_token.clone(),
         trust_control_path: settings.platform == Platform::FunctionCompute,
+        forwarding,
     }));
     let router = Router::new()
         .route("/healthz", get(routes::healthz))

@@ -100,6 +100,9 @@ async fn event_invocation(app: &AppState, headers: &HeaderMap, body: Body) -> Re
         Ok(Err(e)) => return refused_invocation(request_id, e),
         Err(_) => return refused_invocation(request_id, AppError::BodyTimeout),
     };
+    if let Some(timer) = crate::ingest::trigger::timer(&bytes) {
+        return timer_invocation(app, request_id, timer).await;
+    }
     let invoked = app.ingest.invoke(&bytes, until).await;
     for r in &invoked.results {
         let trigger = if r.message_id.is_some() {
@@ -123,6 +126,35 @@ async fn event_invocation(app: &AppState, headers: &HeaderMap, body: Body) -> Re
     };
     let mut response = (status, Json(invoked.body())).into_response();
     set_fc_status(&mut response, durable);
+    response
+}
+
+/// A timer trigger's tick: drain the forwarding of the change feed for up
+/// to [`crate::forward::DRAIN_BUDGET`]. Always `x-fc-status: 200`: what is
+/// not delivered stays in the log for the next tick.
+async fn timer_invocation(
+    app: &AppState,
+    request_id: Option<&str>,
+    timer: crate::ingest::trigger::Timer,
+) -> Response {
+    let body = match &app.forwarding {
+        None => {
+            tracing::warn!(
+                request_id,
+                trigger = %timer.name,
+                "timer invocation, but forwarding is off (IMS_FORWARD_URL unset)"
+            );
+            json!({"timer": timer.name, "forwarding": "off"})
+        }
+        Some(forwarding) => {
+            let until = tokio::time::Instant::now() + crate::forward::DRAIN_BUDGET;
+            let summary = forwarding.forwarder().drain(until).await;
+            tracing::info!(request_id, trigger = %timer.name, ?summary, "forwarding drained");
+            json!({"timer": timer.name, "forwarded": summary})
+        }
+    };
+    let mut response = (StatusCode::OK, Json(body)).into_response();
+    set_fc_status(&mut response, true);
     response
 }
 
@@ -345,6 +377,9 @@ pub async fn pre_stop(
     let _fc = FcInvocation::start("PreStop", request_id(&headers));
     let started = Instant::now();
     let still = app.ingest.drain(app.deadline + DRAIN_MARGIN).await;
+    if let Some(forwarding) = &app.forwarding {
+        forwarding.stop(super::FORWARDER_STOP).await;
+    }
     let waited_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
     if still == 0 {
         tracing::info!(waited_ms, "pre-stop: no event in flight");
