@@ -242,7 +242,8 @@ pub struct Summary {
     pub delivered: u64,
     /// Attempts that got no 2xx.
     pub failed_attempts: u64,
-    /// Changes left in the log after their last retry, to be tried again.
+    /// Changes left in the log by a page, to be tried again: their last
+    /// retry failed, or an earlier change of their resource's did.
     pub deferred: u64,
     /// Partitions whose lease this forwarder took at least once.
     pub partitions: usize,
@@ -304,40 +305,48 @@ impl<S: Store + Clone + 'static> Forwarder<S> {
         }
     }
 
-    /// Forwards until `stop` completes, then releases its leases. A stop
-    /// in the middle of a page abandons it: those changes are delivered
-    /// again by the next holder.
+    /// Forwards until `stop` completes, then releases its leases. A page
+    /// being delivered when `stop` completes is finished first (its
+    /// position recorded), so a clean stop redelivers nothing.
     pub async fn run_until(&self, stop: impl Future<Output = ()>) -> Summary {
         let session = self.session();
         let mut stop = std::pin::pin!(stop);
         let mut last_acquire: Option<Instant> = None;
+        let quarter = self.settings.lease() / 4;
         loop {
-            let step = async {
-                let due = last_acquire.is_none_or(|t| t.elapsed() >= self.settings.lease() / 4);
-                if due {
+            // Leases and the wait for changes: stopped at any point.
+            let read = async {
+                if last_acquire.is_none_or(|t| t.elapsed() >= quarter) {
                     session.acquire().await;
                     last_acquire = Some(Instant::now());
                 }
                 session.renew().await;
                 if session.held_count() == 0 {
-                    tokio::time::sleep(self.settings.lease() / 4).await;
-                    return;
+                    tokio::time::sleep(quarter).await;
+                    return Ok(Vec::new());
                 }
-                match session.round(self.settings.lease() / 4).await {
-                    Ok(round) if round.deferred > 0 => {
-                        tokio::time::sleep(self.settings.retry.pause).await;
-                    }
-                    Ok(_) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "forwarding: store call failed; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                    }
+                session.read_page(quarter).await
+            };
+            let entries = tokio::select! {
+                biased;
+                () = &mut stop => break,
+                read = read => read,
+            };
+            let pause = match entries {
+                Ok(entries) if entries.is_empty() => continue,
+                Ok(entries) => match session.deliver_and_record(&entries).await {
+                    round if round.deferred > 0 => self.settings.retry.pause,
+                    _ => continue,
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "forwarding: store call failed; retrying");
+                    Duration::from_secs(1)
                 }
             };
             tokio::select! {
                 biased;
                 () = &mut stop => break,
-                () = step => {}
+                () = tokio::time::sleep(pause) => {}
             }
         }
         session.release().await;
@@ -352,13 +361,16 @@ impl<S: Store + Clone + 'static> Forwarder<S> {
         let work = async {
             session.acquire().await;
             while session.held_count() > 0 {
-                match session.round(Duration::ZERO).await {
-                    Ok(round) if round.read == 0 || round.deferred > 0 => break,
-                    Ok(_) => {}
+                let entries = match session.read_page(Duration::ZERO).await {
+                    Ok(entries) if entries.is_empty() => break,
+                    Ok(entries) => entries,
                     Err(e) => {
                         tracing::warn!(error = %e, "forwarding: store call failed");
                         break;
                     }
+                };
+                if session.deliver_and_record(&entries).await.deferred > 0 {
+                    break;
                 }
             }
         };
@@ -370,7 +382,6 @@ impl<S: Store + Clone + 'static> Forwarder<S> {
 
 /// One page's outcome.
 struct Round {
-    read: usize,
     deferred: u64,
 }
 
@@ -563,9 +574,9 @@ impl<S: Store + Clone + 'static> Session<'_, S> {
             .is_some_and(|h| h.expires_ms > now_ms() + timeout)
     }
 
-    /// Reads one page of the held partitions (waiting up to `wait` for
-    /// one), delivers it, and records how far each partition got.
-    async fn round(&self, wait: Duration) -> Result<Round, StoreError> {
+    /// Reads one page of the held partitions, waiting up to `wait` for
+    /// a change.
+    async fn read_page(&self, wait: Duration) -> Result<Vec<LogEntry>, StoreError> {
         let partitions = self.fw.store.log_partitions();
         // Partitions not held are read from beyond their end: nothing.
         let mut cursor = Cursor::start(partitions);
@@ -602,13 +613,13 @@ impl<S: Store + Clone + 'static> Session<'_, S> {
         self.fw
             .behind
             .store(entries.len() as u64, Ordering::Relaxed);
-        if entries.is_empty() {
-            return Ok(Round {
-                read: 0,
-                deferred: 0,
-            });
-        }
-        let delivered = self.deliver_page(&entries).await;
+        Ok(entries)
+    }
+
+    /// Delivers a page and records how far each partition got.
+    async fn deliver_and_record(&self, entries: &[LogEntry]) -> Round {
+        let settings = &self.fw.settings;
+        let delivered = self.deliver_page(entries).await;
         // Per partition, the longest delivered prefix of its entries.
         let mut advanced: BTreeMap<u16, u64> = BTreeMap::new();
         let mut blocked: std::collections::HashSet<u16> = std::collections::HashSet::new();
@@ -629,10 +640,7 @@ impl<S: Store + Clone + 'static> Session<'_, S> {
         lock(&self.summary).deferred += deferred;
         let left = delivered.iter().filter(|ok| !**ok).count();
         self.fw.behind.store(left as u64, Ordering::Relaxed);
-        Ok(Round {
-            read: entries.len(),
-            deferred,
-        })
+        Round { deferred }
     }
 
     /// Delivers a page: one chain per resource, in log order, chains at

@@ -5,6 +5,7 @@
 mod auth;
 mod callbacks;
 mod changes;
+mod forward;
 mod helpers;
 mod invoke;
 mod operations;
