@@ -47,11 +47,21 @@ const NOT_PASSED: &[(&str, &str)] = &[
 const REQUIRED: &[&str] = &["IMS_STORE", "IMS_CALLBACK_URL", "IMS_CALLBACK_AUTH_KEYS"];
 
 /// Settings holding secrets (a Redis URL carries its password).
-const SECRETS: &[&str] = &["IMS_STORE", "IMS_CALLBACK_AUTH_KEYS", "IMS_QUERY_TOKEN"];
+const SECRETS: &[&str] = &[
+    "IMS_STORE",
+    "IMS_CALLBACK_AUTH_KEYS",
+    "IMS_QUERY_TOKEN",
+    "IMS_FORWARD_SECRET",
+];
 
 /// The function and its triggers, by name, as both files must declare them.
 const FUNCTION_NAME: &str = "ims-callback";
-const TRIGGERS: &[(&str, &str)] = &[("http", "http"), ("mns", "eventbridge")];
+const TRIGGERS: &[(&str, &str)] = &[
+    ("http", "http"),
+    ("mns", "eventbridge"),
+    // The forwarding tick on POST /invoke (src/ingest/trigger.rs `timer`).
+    ("forward", "timer"),
+];
 const MNS_TRIGGER: &str = "mns";
 /// IMS SetEventCallback: "CallbackQueueName … 必须以 ice-callback- 开头".
 const IMS_QUEUE_PREFIX: &str = "ice-callback-";
