@@ -5,7 +5,10 @@
 #
 #   scripts/bench-http.sh [SECONDS]     # default 30; CI smoke: 2
 #   BENCH_ROWS="memory redis" scripts/bench-http.sh 10   # only these rows
-#                                       # (bare, memory, redb, redis, hot)
+#                                       # (bare, memory, redb, redis, hot;
+#                                       # redb-nofeed, redis-nofeed: the same
+#                                       # with IMS_CHANGE_FEED=off, for the
+#                                       # change log's cost as a same-run ratio)
 #   BENCH_ROWS=work scripts/bench-http.sh 10   # calibration: the bare route
 #                                       # busy for N µs per request, N in
 #                                       # BENCH_WORK_US (default "2 4 6 8")
@@ -220,6 +223,8 @@ if [[ $ROWS == *" redb "* ]]; then
   REDB_DISK=$(python3 scripts/bench/fsync-probe.py "$WORK" "$(( SECONDS_PER_RUN < 10 ? SECONDS_PER_RUN : 10 ))")
 fi
 [[ $ROWS == *" redis "* ]] && IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=bench:" run_row "ims-callback, Redis, distinct media" scripts/bench/callback.lua "$BIN"
+[[ $ROWS == *" redb-nofeed "* ]] && IMS_CHANGE_FEED=off IMS_STORE="redb:$WORK/bench-nofeed.redb" run_row "ims-callback, redb, change feed off" scripts/bench/callback.lua "$BIN"
+[[ $ROWS == *" redis-nofeed "* ]] && IMS_CHANGE_FEED=off IMS_STORE="redis://127.0.0.1:$REDIS_PORT/?prefix=nofeed:" run_row "ims-callback, Redis, change feed off" scripts/bench/callback.lua "$BIN"
 if [[ $ROWS == *" work "* ]]; then
   for us in ${BENCH_WORK_US:-2 4 6 8}; do
     BARE_WORK_US=$us run_row "bare axum + $us µs of work per request" scripts/bench/callback.lua "$BARE"

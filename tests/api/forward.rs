@@ -477,3 +477,24 @@ async fn a_timer_tick_drains_the_feed_on_function_compute() {
     assert_eq!(again["forwarded"]["delivered"], 0, "{again}");
     assert!(receiver.seen().bad.is_empty());
 }
+
+/// `IMS_CHANGE_FEED=off`: states are stored, the log stays empty.
+#[tokio::test]
+async fn with_the_feed_off_states_are_stored_without_log_entries() {
+    let app = spawn_app(
+        None,
+        &[
+            ("IMS_CHANGE_FEED", "off"),
+            ("IMS_QUERY_TOKEN", crate::helpers::QUERY_TOKEN),
+        ],
+    )
+    .await;
+    assert!(post_samples(&app).await > 10);
+    let page: Value = app
+        .get_authorized("/v1/changes")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["changes"], json!([]), "{page}");
+}
