@@ -574,6 +574,7 @@ async fn sqs(
     request_id: Option<&str>,
     event: &Value,
 ) -> Result<Value, LambdaError> {
+    let started = Instant::now();
     let batch = SqsEvent::deserialize(event).map_err(|e| malformed("SQS", e))?;
     let results: Vec<(&SqsMessage, Result<(), IngestError>)> =
         futures_util::stream::iter(&batch.records)
@@ -581,6 +582,9 @@ async fn sqs(
             .buffered(SQS_CONCURRENCY)
             .collect()
             .await;
+    ingest
+        .metrics()
+        .request(crate::metrics::Trigger::Sqs, started.elapsed());
     let mut response = SqsBatchResponse::default();
     for (record, result) in results {
         let Err(e) = result else { continue };
@@ -634,7 +638,11 @@ async fn bare_event(
 ) -> Result<Value, LambdaError> {
     let started = Instant::now();
     let bytes = serde_json::to_vec(event).expect("JSON values serialise");
-    match ingest.process(&bytes).await {
+    let processed = ingest.process(&bytes).await;
+    ingest
+        .metrics()
+        .request(crate::metrics::Trigger::Direct, started.elapsed());
+    match processed {
         Ok(processed) => {
             crate::ingest::log::stored(request_id, "direct", None, &processed, started);
             Ok(serde_json::to_value(&processed).expect("outcomes serialise"))

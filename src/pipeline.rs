@@ -27,6 +27,7 @@ use crate::admission::{Admission, Limits, ReceivedAt};
 use crate::changes::ChangeRecord;
 use crate::event::catalogue::{Family, Kind, name_or_unknown};
 use crate::event::{Event, Rejection, classify};
+use crate::metrics::{EventOutcome, Metrics, StoreOp};
 use crate::state::{self, ApplyOutcome, Fingerprint, ResourceKey, ResourceState};
 use crate::store::{CasOutcome, Store, StoreError};
 use crate::validate::Problem;
@@ -42,6 +43,7 @@ pub struct Pipeline<S> {
     store: S,
     writers: std::sync::Arc<Writers>,
     admission: std::sync::Arc<Admission>,
+    metrics: Option<std::sync::Arc<Metrics>>,
 }
 
 impl<S: Store> Pipeline<S> {
@@ -56,6 +58,7 @@ impl<S: Store> Pipeline<S> {
             store,
             writers: Default::default(),
             admission: std::sync::Arc::new(Admission::new(limits)),
+            metrics: None,
         }
     }
 
@@ -70,6 +73,20 @@ impl<S: Store> Pipeline<S> {
             }),
             ..self
         }
+    }
+
+    /// The same pipeline counting into `metrics` (a one-shot CLI run has
+    /// none: nobody would read them).
+    pub fn with_metrics(self, metrics: std::sync::Arc<Metrics>) -> Self {
+        Pipeline {
+            metrics: Some(metrics),
+            ..self
+        }
+    }
+
+    /// The metrics it counts into, if any.
+    pub fn metrics(&self) -> Option<&Metrics> {
+        self.metrics.as_deref()
     }
 
     /// The admission rules and their counts.
@@ -309,22 +326,30 @@ async fn apply<S: Store>(
     at: ReceivedAt,
 ) -> Result<Processed, PipelineError> {
     let (store, writers) = (&pipeline.store, &*pipeline.writers);
+    let metrics = pipeline.metrics();
     let record = event_record(&event, fingerprint, raw, at);
     let (meta, changes) = state::derive(event, fingerprint);
     let key = format!("{EVENT_PREFIX}{fingerprint}");
     // A conflict on the raw record means it is already stored: a redelivery.
-    let raw_stored = store.compare_and_set(&key, None, &record);
+    let raw_stored = timed(
+        metrics,
+        StoreOp::CompareAndSet,
+        store.compare_and_set(&key, None, &record),
+    );
     let applied = futures_util::future::try_join_all(
         changes
             .iter()
-            .map(|change| apply_change(store, writers, &meta, change)),
+            .map(|change| apply_change(store, writers, metrics, &meta, change)),
     );
-    let (_, resources) = futures_util::future::try_join(
+    let (raw, resources) = futures_util::future::try_join(
         async { raw_stored.await.map_err(PipelineError::from) },
         applied,
     )
     .await?;
     let classification = classify(&meta.event_type);
+    if let Some(m) = metrics {
+        m.event(classification.kind(), event_outcome(raw, &resources));
+    }
     Ok(Processed {
         fingerprint: fingerprint.clone(),
         event_type: meta.event_type,
@@ -354,16 +379,52 @@ fn event_record(event: &Event, fingerprint: &Fingerprint, raw: &[u8], at: Receiv
     record
 }
 
+/// What an event came to, from its resources' outcomes: applied when it
+/// changed any, else a duplicate or stale; touching none, applied when its
+/// raw record is new.
+fn event_outcome(raw: CasOutcome, resources: &[ResourceOutcome]) -> EventOutcome {
+    let any = |o: ApplyOutcome| resources.iter().any(|r| r.outcome == o);
+    if resources.is_empty() {
+        return match raw {
+            CasOutcome::Written(_) => EventOutcome::Applied,
+            CasOutcome::Conflict { .. } => EventOutcome::Duplicate,
+        };
+    }
+    if any(ApplyOutcome::Applied) {
+        EventOutcome::Applied
+    } else if any(ApplyOutcome::Duplicate) {
+        EventOutcome::Duplicate
+    } else {
+        EventOutcome::Stale
+    }
+}
+
+/// `call`, timed and counted into `metrics` when there are any.
+async fn timed<T>(
+    metrics: Option<&Metrics>,
+    op: StoreOp,
+    call: impl std::future::Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let Some(m) = metrics else {
+        return call.await;
+    };
+    let started = std::time::Instant::now();
+    let result = call.await;
+    m.store_call(op, started.elapsed(), result.is_err());
+    result
+}
+
 async fn apply_change<S: Store>(
     store: &S,
     writers: &Writers,
+    metrics: Option<&Metrics>,
     meta: &state::EventMeta,
     change: &state::Change,
 ) -> Result<ResourceOutcome, PipelineError> {
     let key = change.key.as_str();
     let _turn = writers.turn(key).lock().await;
     for attempt in 0..MAX_CAS_ATTEMPTS {
-        let current = store.get(key).await?;
+        let current = timed(metrics, StoreOp::Get, store.get(key)).await?;
         let stored_len = current.as_ref().map_or(0, |found| found.value.len());
         let (mut resource, version) = match current {
             Some(found) => (decode_state(key, &found.value)?, Some(found.version)),
@@ -386,11 +447,11 @@ async fn apply_change<S: Store>(
                     at: meta.at.clone(),
                     state: resource.view(),
                 };
-                store
-                    .compare_and_set_logged(key, version, &bytes, &logged.to_bytes())
-                    .await?
+                let call = store.compare_and_set_logged(key, version, &bytes, &logged.to_bytes());
+                timed(metrics, StoreOp::CompareAndSetLogged, call).await?
             } else {
-                store.compare_and_set(key, version, &bytes).await?
+                let call = store.compare_and_set(key, version, &bytes);
+                timed(metrics, StoreOp::CompareAndSet, call).await?
             };
             if let CasOutcome::Conflict { .. } = written {
                 writers.cas_retries.fetch_add(1, Ordering::Relaxed);
@@ -464,18 +525,32 @@ async fn reject<S: Store>(
         replayed_as: None,
     };
     let bytes = serde_json::to_vec(&record).expect("serialises");
+    let counted = || {
+        if let Some(m) = pipeline.metrics() {
+            m.rejected(rejection.event_type.as_deref());
+        }
+    };
     if !pipeline.admission.charge(bytes.len() as u64, at, always) {
+        counted();
         return PipelineError::Rejected {
             rejection,
             stored_as: None,
         };
     }
-    match store.compare_and_set(&key, None, &bytes).await {
+    let kept = timed(
+        pipeline.metrics(),
+        StoreOp::CompareAndSet,
+        store.compare_and_set(&key, None, &bytes),
+    );
+    match kept.await {
         // Created, or already kept by an earlier delivery.
-        Ok(_) => PipelineError::Rejected {
-            rejection,
-            stored_as: Some(key),
-        },
+        Ok(_) => {
+            counted();
+            PipelineError::Rejected {
+                rejection,
+                stored_as: Some(key),
+            }
+        }
         // Not kept: answer "retry later" rather than "bad request", so the
         // input is not lost.
         Err(e) => PipelineError::Store(e),

@@ -9,6 +9,7 @@ pub mod trigger;
 
 use crate::admission::{Limits, ReceivedAt};
 use crate::event::Rejection;
+use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, PipelineError, Processed};
 use crate::store::AnyStore;
 use auth::{AuthError, CallbackAuth};
@@ -249,7 +250,7 @@ impl Ingest {
     /// answering within `deadline`, under the default [`Limits`].
     pub fn new(store: AnyStore, auth: Option<CallbackAuth>, deadline: Duration) -> Self {
         Ingest {
-            pipeline: Pipeline::new(store),
+            pipeline: Pipeline::new(store).with_metrics(Arc::default()),
             auth,
             deadline,
             in_flight: Arc::default(),
@@ -258,8 +259,10 @@ impl Ingest {
 
     /// The same ingest under `limits` (clock skew, rejected budget).
     pub fn with_limits(self, limits: Limits) -> Self {
+        let metrics = Arc::new(Metrics::new());
         Ingest {
-            pipeline: Pipeline::with_limits(self.pipeline.store().clone(), limits),
+            pipeline: Pipeline::with_limits(self.pipeline.store().clone(), limits)
+                .with_metrics(metrics),
             ..self
         }
     }
@@ -270,6 +273,13 @@ impl Ingest {
             pipeline: self.pipeline.with_change_feed(on),
             ..self
         }
+    }
+
+    /// What this ingest and its pipeline counted (`GET /metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        self.pipeline
+            .metrics()
+            .expect("an ingest's pipeline always counts")
     }
 
     /// Invalid inputs answered but not kept (rejected budget spent).
@@ -302,7 +312,8 @@ impl Ingest {
         body: &[u8],
     ) -> Result<Processed, IngestError> {
         if let Some(auth) = &self.auth {
-            auth.verify(timestamp, signature, unix_now())?;
+            auth.verify(timestamp, signature, unix_now())
+                .inspect_err(|_| self.metrics().auth_failure())?;
         }
         let _in_flight = self.in_flight.enter();
         self.pipeline
@@ -316,7 +327,10 @@ impl Ingest {
         let work = self.pipeline.process(body, ReceivedAt::now());
         match tokio::time::timeout(self.deadline, work).await {
             Ok(result) => result.map_err(IngestError::from),
-            Err(_) => Err(IngestError::Deadline(self.deadline)),
+            Err(_) => {
+                self.metrics().deadline_exceeded();
+                Err(IngestError::Deadline(self.deadline))
+            }
         }
     }
 
@@ -370,7 +384,10 @@ impl Ingest {
                 e @ IngestError::Invalid { .. } => MessageOutcome::Rejected(e),
                 e => MessageOutcome::NotStored(e),
             },
-            Err(_) => MessageOutcome::NotStored(IngestError::Deadline(self.deadline)),
+            Err(_) => {
+                self.metrics().deadline_exceeded();
+                MessageOutcome::NotStored(IngestError::Deadline(self.deadline))
+            }
         };
         InvokedMessage {
             message_id: message.message_id,

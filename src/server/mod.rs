@@ -352,6 +352,7 @@ fn router_with(ingest: Ingest, settings: &Settings, forwarding: Option<Arc<Forwa
         .route("/v1/resources/{kind}/{id}", get(routes::resource))
         .route("/v1/events/{fingerprint}", get(routes::event))
         .route("/v1/changes", get(changes::changes))
+        .route("/metrics", get(routes::metrics))
         // After the routes: it applies to those already added.
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(routes::fallback);

@@ -5,6 +5,7 @@ use super::AppState;
 use super::error::AppError;
 use crate::ingest::auth::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::ingest::{IngestError, MessageOutcome, log};
+use crate::metrics::Trigger;
 use crate::pipeline::{EVENT_PREFIX, Processed, read_state};
 use crate::state::{Fingerprint, ResourceKey, ResourceKind};
 use crate::store::Store;
@@ -104,6 +105,12 @@ async fn event_invocation(app: &AppState, headers: &HeaderMap, body: Body) -> Re
         return timer_invocation(app, request_id, timer).await;
     }
     let invoked = app.ingest.invoke(&bytes, until).await;
+    let trigger = if invoked.results.iter().any(|r| r.message_id.is_some()) {
+        Trigger::Mns
+    } else {
+        Trigger::Invoke
+    };
+    app.ingest.metrics().request(trigger, started.elapsed());
     for r in &invoked.results {
         let trigger = if r.message_id.is_some() {
             "mns"
@@ -175,6 +182,19 @@ fn set_fc_status(response: &mut Response, durable: bool) {
 
 async fn callback(app: &AppState, headers: &HeaderMap, body: Body) -> Result<JsonAnswer, AppError> {
     let started = Instant::now();
+    let answer = answer_callback(app, headers, body, started).await;
+    app.ingest
+        .metrics()
+        .request(Trigger::Http, started.elapsed());
+    answer
+}
+
+async fn answer_callback(
+    app: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    started: Instant,
+) -> Result<JsonAnswer, AppError> {
     let until = request_deadline(app);
     let timestamp = headers.get(&TIMESTAMP).map(|v| v.as_bytes());
     let signature = headers.get(&SIGNATURE).map(|v| v.as_bytes());
@@ -189,7 +209,10 @@ async fn callback(app: &AppState, headers: &HeaderMap, body: Body) -> Result<Jso
     };
     let result = match tokio::time::timeout_at(until, work).await {
         Ok(read) => read?,
-        Err(_) if body_read => Err(IngestError::Deadline(app.deadline)),
+        Err(_) if body_read => {
+            app.ingest.metrics().deadline_exceeded();
+            Err(IngestError::Deadline(app.deadline))
+        }
         Err(_) => return Err(AppError::BodyTimeout),
     };
     match &result {
@@ -453,4 +476,18 @@ pub async fn event(
         Ok(None) => Err(AppError::NotFound),
         Err(e) => Err(AppError::Unavailable(e.to_string())),
     }
+}
+
+/// `GET /metrics`: the counts in the Prometheus text format, behind the
+/// read API's token (404 without `IMS_QUERY_TOKEN`, like the read API).
+pub async fn metrics(
+    State(app): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
+    check_token(&app, &headers)?;
+    Ok((
+        [(header::CONTENT_TYPE, crate::metrics::CONTENT_TYPE)],
+        app.ingest.metrics().encode(),
+    )
+        .into_response())
 }
