@@ -447,7 +447,8 @@ async fn apply_change<S: Store>(
                     at: meta.at.clone(),
                     state: resource.view(),
                 };
-                let call = store.compare_and_set_logged(key, version, &bytes, &logged.to_bytes());
+                let entry = logged.to_bytes();
+                let call = store.compare_and_set_logged(key, version, &bytes, &entry);
                 timed(metrics, StoreOp::CompareAndSetLogged, call).await?
             } else {
                 let call = store.compare_and_set(key, version, &bytes);
