@@ -14,6 +14,7 @@ pub mod http_client;
 pub mod ingest;
 pub mod jsonfmt;
 pub mod lambda;
+pub mod listing;
 pub mod pipeline;
 pub mod server;
 pub mod state;

@@ -9,9 +9,9 @@
 //!   attempt may have stopped half-way);
 //! - each touched resource by read → merge → compare-and-set, retried on
 //!   conflict up to [`MAX_CAS_ATTEMPTS`] times; a write that changes the
-//!   state appends its [`ChangeRecord`] to the change log in the same
-//!   atomic write (a duplicate or stale event writes nothing, so logs
-//!   nothing).
+//!   state appends its [`ChangeRecord`] to the change log and moves the
+//!   resource in the listing index ([`crate::listing`]) in the same atomic
+//!   write (a duplicate or stale event writes nothing, so logs nothing).
 //!
 //! Only when every write succeeded does [`Pipeline::process`] return `Ok`, so nothing
 //! acknowledged is ever lost; any store failure is returned as a retryable
@@ -370,9 +370,21 @@ async fn apply_change<S: Store>(
                 at: meta.at.clone(),
                 state: resource.view(),
             };
-            let written = store
-                .compare_and_set_logged(key, version, &bytes, &logged.to_bytes())
-                .await?;
+            let change_bytes = logged.to_bytes();
+            // An applied change always leaves a history line to rank by;
+            // without one there is nothing to list it by.
+            let written = match crate::listing::listing_of(change.key.kind(), &resource) {
+                Some(listing) => {
+                    store
+                        .compare_and_set_listed(key, version, &bytes, &change_bytes, &listing)
+                        .await?
+                }
+                None => {
+                    store
+                        .compare_and_set_logged(key, version, &bytes, &change_bytes)
+                        .await?
+                }
+            };
             if let CasOutcome::Conflict { .. } = written {
                 writers.cas_retries.fetch_add(1, Ordering::Relaxed);
                 backoff(attempt).await;

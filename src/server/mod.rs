@@ -16,6 +16,7 @@
 mod changes;
 mod error;
 mod framing;
+mod list;
 mod routes;
 
 pub use error::AppError;
@@ -248,6 +249,7 @@ pub fn build_router(ingest: Ingest, settings: &Settings) -> Router {
         .route("/initialize", post(routes::initialize))
         .route("/pre-stop", get(routes::pre_stop))
         .route("/invoke", post(routes::invoke))
+        .route("/v1/resources", get(list::list))
         .route("/v1/resources/{kind}/{id}", get(routes::resource))
         .route("/v1/events/{fingerprint}", get(routes::event))
         .route("/v1/changes", get(changes::changes))
