@@ -18,7 +18,9 @@ use axum::{Router, body::Bytes, http::StatusCode};
 use ims_callback::admission::ReceivedAt;
 use ims_callback::pipeline::Pipeline;
 use ims_callback::store::memory::MemoryStore;
-use ims_callback::store::{CasOutcome, Cursor, LogPage, Store, StoreError, Version, Versioned};
+use ims_callback::store::{
+    CasOutcome, Cursor, IndexQuery, Listed, Listing, LogPage, Store, StoreError, Version, Versioned,
+};
 use std::net::SocketAddr;
 
 #[global_allocator]
@@ -55,6 +57,31 @@ impl Store for Discard {
     ) -> Result<CasOutcome, StoreError> {
         std::hint::black_box((value, change));
         Ok(CasOutcome::Written(Version::FIRST))
+    }
+
+    async fn compare_and_set_listed(
+        &self,
+        _key: &str,
+        _expected: Option<Version>,
+        value: &[u8],
+        change: &[u8],
+        listing: &Listing,
+    ) -> Result<CasOutcome, StoreError> {
+        std::hint::black_box((value, change, listing));
+        Ok(CasOutcome::Written(Version::FIRST))
+    }
+
+    async fn relist(
+        &self,
+        _key: &str,
+        _version: Version,
+        _listing: &Listing,
+    ) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+
+    async fn list_index(&self, _query: &IndexQuery<'_>) -> Result<Vec<Listed>, StoreError> {
+        Ok(Vec::new())
     }
 
     fn log_partitions(&self) -> usize {

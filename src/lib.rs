@@ -15,6 +15,7 @@ pub mod http_client;
 pub mod ingest;
 pub mod jsonfmt;
 pub mod lambda;
+pub mod listing;
 pub mod metrics;
 pub mod pipeline;
 pub mod server;

@@ -9,9 +9,9 @@
 //!   attempt may have stopped half-way);
 //! - each touched resource by read → merge → compare-and-set, retried on
 //!   conflict up to [`MAX_CAS_ATTEMPTS`] times; a write that changes the
-//!   state appends its [`ChangeRecord`] to the change log in the same
-//!   atomic write (a duplicate or stale event writes nothing, so logs
-//!   nothing).
+//!   state appends its [`ChangeRecord`] to the change log and moves the
+//!   resource in the listing index ([`crate::listing`]) in the same atomic
+//!   write (a duplicate or stale event writes nothing, so logs nothing).
 //!
 //! Only when every write succeeded does [`Pipeline::process`] return `Ok`, so nothing
 //! acknowledged is ever lost; any store failure is returned as a retryable
@@ -436,6 +436,9 @@ async fn apply_change<S: Store>(
             // Sized from the stored record, which this one rarely outgrows by much.
             let mut bytes = Vec::with_capacity(stored_len + 512);
             resource.write_json(&mut bytes);
+            // An applied change always leaves a history line to rank by;
+            // without one there is nothing to list it by.
+            let listing = crate::listing::listing_of(change.key.kind(), &resource);
             let written = if writers.feed {
                 let logged = ChangeRecord {
                     key: key.to_owned(),
@@ -448,11 +451,27 @@ async fn apply_change<S: Store>(
                     state: resource.view(),
                 };
                 let entry = logged.to_bytes();
-                let call = store.compare_and_set_logged(key, version, &bytes, &entry);
-                timed(metrics, StoreOp::CompareAndSetLogged, call).await?
+                match &listing {
+                    Some(listing) => {
+                        let call =
+                            store.compare_and_set_listed(key, version, &bytes, &entry, listing);
+                        timed(metrics, StoreOp::CompareAndSetLogged, call).await?
+                    }
+                    None => {
+                        let call = store.compare_and_set_logged(key, version, &bytes, &entry);
+                        timed(metrics, StoreOp::CompareAndSetLogged, call).await?
+                    }
+                }
             } else {
                 let call = store.compare_and_set(key, version, &bytes);
-                timed(metrics, StoreOp::CompareAndSet, call).await?
+                let written = timed(metrics, StoreOp::CompareAndSet, call).await?;
+                // Without the feed there is no logged write to carry the
+                // index, so it follows the state at the version just written
+                // (`reindex` repairs one lost to a crash in between).
+                if let (CasOutcome::Written(at), Some(listing)) = (&written, &listing) {
+                    store.relist(key, *at, listing).await?;
+                }
+                written
             };
             if let CasOutcome::Conflict { .. } = written {
                 writers.cas_retries.fetch_add(1, Ordering::Relaxed);

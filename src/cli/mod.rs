@@ -4,6 +4,7 @@ mod changes;
 mod forward;
 mod input;
 mod invoke;
+mod list;
 mod replay;
 mod send;
 mod serve;
@@ -54,6 +55,12 @@ enum Command {
     /// IMS_FORWARD_SECRET (Standard Webhooks), until stopped or, with
     /// `--drain`, until delivered; print a JSON summary line.
     Forward(forward::Args),
+    /// Print resources newest first as JSON lines, filtered by kind,
+    /// status and update time.
+    List(list::Args),
+    /// List every stored resource in the listing index (for a store
+    /// written before it existed); print `{listed, skipped}`.
+    Reindex(list::ReindexArgs),
     /// Deliver events to an endpoint as IMS does (signed HTTP callbacks,
     /// or MNS queue messages with `--mns`); print a JSON summary line.
     ///
@@ -79,6 +86,8 @@ impl Cli {
             Command::State(args) => state::run(args),
             Command::Replay(args) => replay::run(args),
             Command::Changes(args) => changes::run(args),
+            Command::List(args) => list::run(args),
+            Command::Reindex(args) => list::reindex(args),
             Command::Send(args) => send::run(args),
             Command::Forward(args) => forward::run(args),
         }

@@ -16,6 +16,7 @@
 mod changes;
 mod error;
 mod framing;
+mod list;
 mod routes;
 
 pub use error::AppError;
@@ -349,6 +350,7 @@ fn router_with(ingest: Ingest, settings: &Settings, forwarding: Option<Arc<Forwa
         .route("/initialize", post(routes::initialize))
         .route("/pre-stop", get(routes::pre_stop))
         .route("/invoke", post(routes::invoke))
+        .route("/v1/resources", get(list::list))
         .route("/v1/resources/{kind}/{id}", get(routes::resource))
         .route("/v1/events/{fingerprint}", get(routes::event))
         .route("/v1/changes", get(changes::changes))

@@ -3,22 +3,24 @@
 //! For tests and throwaway runs; everything is lost when the process exits.
 //! It is the plain reference implementation of [`Store`]: one `std` mutex,
 //! held for one lookup or update and never across an `.await`, so every call
-//! is trivially atomic (a logged compare-and-set updates the map and pushes
-//! its entry under the same lock). Its speed is not a goal.
+//! is trivially atomic (a logged compare-and-set updates the map, pushes
+//! its entry and moves its listing under the same lock). Its speed is not
+//! a goal, but a listing page is still a range read, not a scan.
 //!
 //! Calls complete without waiting on anything, so this backend has no
 //! timeout: there is nothing that could be slow.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::ops::Bound;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::Notify;
 
+use super::index::{check_listing, check_query, descending, merge, rank_of};
 use super::{
-    CasOutcome, ChangeId, Cursor, LogEntry, LogPage, MAX_LIST_LIMIT, MAX_LOG_LIMIT, Store,
-    StoreError, Version, Versioned, check_key, check_value,
+    CasOutcome, ChangeId, Cursor, IndexQuery, Listed, Listing, LogEntry, LogPage, MAX_INDEX_LIMIT,
+    MAX_LIST_LIMIT, MAX_LOG_LIMIT, Store, StoreError, Version, Versioned, check_key, check_value,
 };
 
 /// The in-process backend. Clones share the same data.
@@ -38,6 +40,78 @@ struct Data {
     map: BTreeMap<String, Versioned>,
     /// The change log; entry `i` has sequence number `i + 1`.
     log: Vec<(String, Vec<u8>)>,
+    /// The listing index, by time: (set, descending rank, key) → (tag, label).
+    by_time: BTreeMap<(String, u64, String), (String, String)>,
+    /// The listing index, by tag: (set, tag, descending rank, key) → label.
+    by_tag: BTreeMap<(String, String, u64, String), String>,
+    /// Each listed key's current listing, to remove it when it changes.
+    listed: HashMap<String, Listing>,
+}
+
+impl Data {
+    /// Replaces the listing of `key`.
+    fn list(&mut self, key: &str, listing: &Listing) {
+        if let Some(old) = self.listed.remove(key) {
+            let rank = descending(old.rank);
+            self.by_time
+                .remove(&(old.set.clone(), rank, key.to_owned()));
+            self.by_tag
+                .remove(&(old.set, old.tag, rank, key.to_owned()));
+        }
+        let rank = descending(listing.rank);
+        self.by_time.insert(
+            (listing.set.clone(), rank, key.to_owned()),
+            (listing.tag.clone(), listing.label.clone()),
+        );
+        self.by_tag.insert(
+            (
+                listing.set.clone(),
+                listing.tag.clone(),
+                rank,
+                key.to_owned(),
+            ),
+            listing.label.clone(),
+        );
+        self.listed.insert(key.to_owned(), listing.clone());
+    }
+
+    /// Up to `limit` rows of one set, in position order.
+    fn page(&self, set: &str, query: &IndexQuery<'_>, limit: usize) -> Vec<Listed> {
+        let stop = query.rank_above.map(descending);
+        let before_stop = |rank: u64| stop.is_none_or(|stop| rank < stop);
+        let (from_rank, from_key) = query
+            .after
+            .map_or((0, String::new()), |p| (descending(p.rank), p.key.clone()));
+        let after =
+            |rank: u64, key: &str| query.after.is_none() || (rank, key) > (from_rank, &*from_key);
+        let row = |rank: u64, key: &str, tag: &str, label: &str| Listed {
+            key: key.to_owned(),
+            listing: Listing {
+                set: set.to_owned(),
+                tag: tag.to_owned(),
+                rank: rank_of(rank),
+                label: label.to_owned(),
+            },
+        };
+        match query.tag {
+            None => self
+                .by_time
+                .range((set.to_owned(), from_rank, from_key.clone())..)
+                .take_while(|((s, rank, _), _)| s == set && before_stop(*rank))
+                .filter(|((_, rank, key), _)| after(*rank, key))
+                .take(limit)
+                .map(|((_, rank, key), (tag, label))| row(*rank, key, tag, label))
+                .collect(),
+            Some(tag) => self
+                .by_tag
+                .range((set.to_owned(), tag.to_owned(), from_rank, from_key.clone())..)
+                .take_while(|((s, t, rank, _), _)| s == set && t == tag && before_stop(*rank))
+                .filter(|((_, _, rank, key), _)| after(*rank, key))
+                .take(limit)
+                .map(|((_, tag, rank, key), label)| row(*rank, key, tag, label))
+                .collect(),
+        }
+    }
 }
 
 impl fmt::Debug for MemoryStore {
@@ -73,14 +147,21 @@ impl MemoryStore {
         expected: Option<Version>,
         value: &[u8],
         change: Option<&[u8]>,
+        listing: Option<&Listing>,
     ) -> Result<CasOutcome, StoreError> {
         check_key(key)?;
         check_value(value)?;
         change.map(check_value).transpose()?;
         let mut data = self.lock();
+        if let Some(listing) = listing {
+            check_move(key, listing, data.listed.get(key))?;
+        }
         let current = data.map.get(key).map(|found| found.version);
         if current != expected {
             return Ok(CasOutcome::Conflict { current });
+        }
+        if let Some(listing) = listing {
+            data.list(key, listing);
         }
         let version = Version::new(current.map_or(1, |v| v.get() + 1));
         data.map.insert(
@@ -99,6 +180,21 @@ impl MemoryStore {
     }
 }
 
+/// Refuse moving a listed key to another set.
+pub(crate) fn check_move(
+    key: &str,
+    listing: &Listing,
+    current: Option<&Listing>,
+) -> Result<(), StoreError> {
+    match current {
+        Some(old) if old.set != listing.set => Err(StoreError::InvalidKey(format!(
+            "`{key}` is listed in set `{}`, not `{}`: a key's set never changes",
+            old.set, listing.set
+        ))),
+        _ => Ok(()),
+    }
+}
+
 impl Store for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Versioned>, StoreError> {
         check_key(key)?;
@@ -111,7 +207,7 @@ impl Store for MemoryStore {
         expected: Option<Version>,
         value: &[u8],
     ) -> Result<CasOutcome, StoreError> {
-        self.cas(key, expected, value, None)
+        self.cas(key, expected, value, None, None)
     }
 
     async fn compare_and_set_logged(
@@ -121,7 +217,48 @@ impl Store for MemoryStore {
         value: &[u8],
         change: &[u8],
     ) -> Result<CasOutcome, StoreError> {
-        self.cas(key, expected, value, Some(change))
+        self.cas(key, expected, value, Some(change), None)
+    }
+
+    async fn compare_and_set_listed(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        change: &[u8],
+        listing: &Listing,
+    ) -> Result<CasOutcome, StoreError> {
+        check_listing(key, listing)?;
+        self.cas(key, expected, value, Some(change), Some(listing))
+    }
+
+    async fn relist(
+        &self,
+        key: &str,
+        version: Version,
+        listing: &Listing,
+    ) -> Result<bool, StoreError> {
+        check_key(key)?;
+        check_listing(key, listing)?;
+        let mut data = self.lock();
+        check_move(key, listing, data.listed.get(key))?;
+        if data.map.get(key).map(|found| found.version) != Some(version) {
+            return Ok(false);
+        }
+        data.list(key, listing);
+        Ok(true)
+    }
+
+    async fn list_index(&self, query: &IndexQuery<'_>) -> Result<Vec<Listed>, StoreError> {
+        check_query(query)?;
+        let limit = query.limit.min(MAX_INDEX_LIMIT);
+        let data = self.lock();
+        let rows = query
+            .sets
+            .iter()
+            .flat_map(|set| data.page(set, query, limit))
+            .collect();
+        Ok(merge(rows, limit))
     }
 
     fn log_partitions(&self) -> usize {

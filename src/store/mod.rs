@@ -14,6 +14,11 @@
 //!   change log in the same atomic write (the transactional outbox: no change
 //!   without its entry, no entry without its change);
 //! - [`Store::read_log`] — a page of the change log after a [`Cursor`];
+//! - [`Store::compare_and_set_listed`] — a logged compare-and-set that also
+//!   sets the key's place in the listing index ([`index`]), in the same
+//!   atomic write; [`Store::relist`] sets that place alone, for a key at a
+//!   known version (to index a store written before the index existed);
+//! - [`Store::list_index`] — a page of the listing index, newest first;
 //! - [`Store::list_prefix`] — a bounded, sorted page of keys with a prefix,
 //!   for the query API;
 //! - [`Store::health`] — can the backend serve requests right now.
@@ -52,10 +57,12 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
+pub mod index;
 pub mod memory;
 pub mod redb;
 pub mod redis;
 
+pub use self::index::{IndexQuery, Listed, Listing, MAX_INDEX_LIMIT, Position};
 pub use self::memory::MemoryStore;
 pub use self::redb::RedbStore;
 pub use self::redis::RedisStore;
@@ -339,6 +346,39 @@ pub trait Store: Send + Sync {
         change: &[u8],
     ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
 
+    /// [`Store::compare_and_set_logged`] that, when it writes, also
+    /// replaces the key's listing with `listing`, in the same atomic write:
+    /// the state, its log entry and its place in the index change together.
+    /// A listing that cannot be stored (see [`index`]) is
+    /// [`StoreError::InvalidKey`], and so is one that moves the key to
+    /// another set.
+    fn compare_and_set_listed(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        change: &[u8],
+        listing: &Listing,
+    ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
+
+    /// Replaces the listing of `key` if it is at `version`, changing nothing
+    /// else (no new version, no log entry); `false` when the key is at
+    /// another version or absent.
+    fn relist(
+        &self,
+        key: &str,
+        version: Version,
+        listing: &Listing,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// A page of the listing index in position order (see [`index`]).
+    /// Each row is one that was stored at that key; the page is not a
+    /// snapshot of several sets or buckets, but each key appears at most once.
+    fn list_index(
+        &self,
+        query: &IndexQuery<'_>,
+    ) -> impl Future<Output = Result<Vec<Listed>, StoreError>> + Send;
+
     /// How many partitions the change log has (fixed for a backend).
     fn log_partitions(&self) -> usize;
 
@@ -488,6 +528,30 @@ impl Store for AnyStore {
         change: &[u8],
     ) -> Result<CasOutcome, StoreError> {
         delegate!(self, s => s.compare_and_set_logged(key, expected, value, change))
+    }
+
+    async fn compare_and_set_listed(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        change: &[u8],
+        listing: &Listing,
+    ) -> Result<CasOutcome, StoreError> {
+        delegate!(self, s => s.compare_and_set_listed(key, expected, value, change, listing))
+    }
+
+    async fn relist(
+        &self,
+        key: &str,
+        version: Version,
+        listing: &Listing,
+    ) -> Result<bool, StoreError> {
+        delegate!(self, s => s.relist(key, version, listing))
+    }
+
+    async fn list_index(&self, query: &IndexQuery<'_>) -> Result<Vec<Listed>, StoreError> {
+        delegate!(self, s => s.list_index(query))
     }
 
     fn log_partitions(&self) -> usize {

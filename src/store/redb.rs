@@ -4,7 +4,14 @@
 //! maps each key to `(version, value)`, so version and value change in the
 //! same transaction; a second, `log`, maps each change's sequence number to
 //! `(key, change)`, written in the transaction of the write it records (the
-//! log has one partition; its next number is one past its last). Every write transaction commits with redb's default
+//! log has one partition; its next number is one past its last). The
+//! listing index ([`super::index`]) is three more tables written in that
+//! same transaction: `list_time` ((set, descending rank, key) → (tag,
+//! label)), `list_tag` ((set, tag, descending rank, key) → label) and
+//! `listed` (key → its current listing, to remove it when it changes);
+//! a page is a range read of `list_time` or `list_tag`. A file written
+//! before the index existed gets the (empty) tables when opened.
+//! Every write transaction commits with redb's default
 //! `Durability::Immediate`: when `compare_and_set` returns `Written`, the
 //! value is on disk.
 //!
@@ -32,9 +39,11 @@ use tokio::sync::{Notify, mpsc, oneshot};
 
 use ::redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+use super::index::{check_listing, check_query, descending, merge, rank_of};
 use super::{
-    CasOutcome, ChangeId, Cursor, LogEntry, LogPage, MAX_LIST_LIMIT, MAX_LOG_LIMIT, Store,
-    StoreError, StoreOptions, Version, Versioned, bounded, check_key, check_value,
+    CasOutcome, ChangeId, Cursor, IndexQuery, Listed, Listing, LogEntry, LogPage, MAX_INDEX_LIMIT,
+    MAX_LIST_LIMIT, MAX_LOG_LIMIT, Store, StoreError, StoreOptions, Version, Versioned, bounded,
+    check_key, check_value,
 };
 
 /// key → (version, value).
@@ -42,6 +51,16 @@ const KV: TableDefinition<&str, (u64, &[u8])> = TableDefinition::new("kv");
 
 /// sequence number → (key, change): the change log.
 const LOG: TableDefinition<u64, (&str, &[u8])> = TableDefinition::new("log");
+
+/// (set, descending rank, key) → (tag, label): the listing index by time.
+const LIST_TIME: TableDefinition<(&str, u64, &str), (&str, &str)> =
+    TableDefinition::new("list_time");
+
+/// (set, tag, descending rank, key) → label: the listing index by tag.
+const LIST_TAG: TableDefinition<(&str, &str, u64, &str), &str> = TableDefinition::new("list_tag");
+
+/// key → (set, tag, rank, label): each listed key's current listing.
+const LISTED: TableDefinition<&str, (&str, &str, i64, &str)> = TableDefinition::new("listed");
 
 /// redb's page cache: enough for the hot resources, bounded RSS.
 pub const CACHE_BYTES: usize = 32 * 1024 * 1024;
@@ -53,9 +72,13 @@ pub const MAX_BATCH: usize = 256;
 struct WriteOp {
     key: String,
     expected: Option<Version>,
-    value: Vec<u8>,
+    /// The new value; `None` for a [`Store::relist`], which writes the
+    /// listing alone and answers `Written(expected)` when it matched.
+    value: Option<Vec<u8>>,
     /// The change-log entry to append when the write lands.
     change: Option<Vec<u8>>,
+    /// The listing to replace the key's with when the write lands.
+    listing: Option<Listing>,
     reply: oneshot::Sender<Result<CasOutcome, StoreError>>,
 }
 
@@ -106,6 +129,9 @@ impl RedbStore {
             for table in [
                 read.open_table(KV).map(drop),
                 read.open_table(LOG).map(drop),
+                read.open_table(LIST_TIME).map(drop),
+                read.open_table(LIST_TAG).map(drop),
+                read.open_table(LISTED).map(drop),
             ] {
                 match table {
                     Ok(()) => {}
@@ -118,6 +144,9 @@ impl RedbStore {
                 let txn = db.begin_write()?;
                 txn.open_table(KV)?;
                 txn.open_table(LOG)?;
+                txn.open_table(LIST_TIME)?;
+                txn.open_table(LIST_TAG)?;
+                txn.open_table(LISTED)?;
                 txn.commit()?;
             }
             Ok(db)
@@ -163,18 +192,23 @@ impl RedbStore {
         &self,
         key: &str,
         expected: Option<Version>,
-        value: &[u8],
+        value: Option<&[u8]>,
         change: Option<&[u8]>,
+        listing: Option<&Listing>,
     ) -> Result<CasOutcome, StoreError> {
         check_key(key)?;
-        check_value(value)?;
+        value.map(check_value).transpose()?;
         change.map(check_value).transpose()?;
+        if let Some(listing) = listing {
+            check_listing(key, listing)?;
+        }
         let (reply, answer) = oneshot::channel();
         let op = WriteOp {
             key: key.to_owned(),
             expected,
-            value: value.to_vec(),
+            value: value.map(<[u8]>::to_vec),
             change: change.map(<[u8]>::to_vec),
+            listing: listing.cloned(),
             reply,
         };
         self.writer
@@ -217,7 +251,7 @@ impl Store for RedbStore {
         expected: Option<Version>,
         value: &[u8],
     ) -> Result<CasOutcome, StoreError> {
-        self.cas(key, expected, value, None).await
+        self.cas(key, expected, Some(value), None, None).await
     }
 
     async fn compare_and_set_logged(
@@ -227,7 +261,63 @@ impl Store for RedbStore {
         value: &[u8],
         change: &[u8],
     ) -> Result<CasOutcome, StoreError> {
-        self.cas(key, expected, value, Some(change)).await
+        self.cas(key, expected, Some(value), Some(change), None)
+            .await
+    }
+
+    async fn compare_and_set_listed(
+        &self,
+        key: &str,
+        expected: Option<Version>,
+        value: &[u8],
+        change: &[u8],
+        listing: &Listing,
+    ) -> Result<CasOutcome, StoreError> {
+        self.cas(key, expected, Some(value), Some(change), Some(listing))
+            .await
+    }
+
+    async fn relist(
+        &self,
+        key: &str,
+        version: Version,
+        listing: &Listing,
+    ) -> Result<bool, StoreError> {
+        let outcome = self
+            .cas(key, Some(version), None, None, Some(listing))
+            .await?;
+        Ok(matches!(outcome, CasOutcome::Written(_)))
+    }
+
+    async fn list_index(&self, query: &IndexQuery<'_>) -> Result<Vec<Listed>, StoreError> {
+        check_query(query)?;
+        let limit = query.limit.min(MAX_INDEX_LIMIT);
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let sets: Vec<String> = query.sets.iter().map(|s| (*s).to_owned()).collect();
+        let tag = query.tag.map(str::to_owned);
+        let after = query.after.map(|p| (descending(p.rank), p.key.clone()));
+        let stop = query.rank_above.map(descending);
+        let rows = self
+            .blocking(move |db| {
+                let txn = db.begin_read()?;
+                let mut rows = Vec::new();
+                for set in &sets {
+                    page(
+                        &txn,
+                        set,
+                        tag.as_deref(),
+                        after.as_ref(),
+                        stop,
+                        limit,
+                        &mut rows,
+                    )?;
+                }
+                Ok(rows)
+            })
+            .await?;
+        Ok(merge(rows, limit))
     }
 
     fn log_partitions(&self) -> usize {
@@ -354,12 +444,12 @@ async fn write_loop(
                 let logged = batch
                     .iter()
                     .zip(&outcomes)
-                    .any(|(op, o)| op.change.is_some() && matches!(o, CasOutcome::Written(_)));
+                    .any(|(op, o)| op.change.is_some() && matches!(o, Ok(CasOutcome::Written(_))));
                 if logged {
                     appended.notify_waiters();
                 }
                 for (op, outcome) in batch.into_iter().zip(outcomes) {
-                    let _ = op.reply.send(Ok(outcome));
+                    let _ = op.reply.send(outcome);
                 }
             }
             Ok((batch, Err(e))) => {
@@ -375,38 +465,175 @@ async fn write_loop(
 }
 
 /// Applies `batch` in order in one write transaction; commits (one fsync)
-/// when anything was written. All or nothing: on error no op is applied.
-fn apply_batch(db: &Database, batch: &[WriteOp]) -> Result<Vec<CasOutcome>, ::redb::Error> {
+/// when anything was written. All or nothing: on a redb error no op is
+/// applied (an op refused on its own, e.g. a listing moving set, is just
+/// not applied).
+fn apply_batch(
+    db: &Database,
+    batch: &[WriteOp],
+) -> Result<Vec<Result<CasOutcome, StoreError>>, ::redb::Error> {
     let txn = db.begin_write()?;
     let mut outcomes = Vec::with_capacity(batch.len());
     {
         let mut table = txn.open_table(KV)?;
         let mut log = txn.open_table(LOG)?;
+        let mut index = Index {
+            time: txn.open_table(LIST_TIME)?,
+            tag: txn.open_table(LIST_TAG)?,
+            listed: txn.open_table(LISTED)?,
+        };
         let mut next_seq = log.last()?.map_or(1, |(seq, _)| seq.value() + 1);
         for op in batch {
-            let current = table
-                .get(op.key.as_str())?
-                .map(|guard| Version::new(guard.value().0));
-            if current == op.expected {
-                let next = current.map_or(1, |v| v.get() + 1);
-                table.insert(op.key.as_str(), (next, op.value.as_slice()))?;
-                if let Some(change) = &op.change {
-                    log.insert(next_seq, (op.key.as_str(), change.as_slice()))?;
-                    next_seq += 1;
-                }
-                outcomes.push(CasOutcome::Written(Version::new(next)));
-            } else {
-                outcomes.push(CasOutcome::Conflict { current });
+            let key = op.key.as_str();
+            if let Some(listing) = &op.listing
+                && let Err(e) = index.check_move(key, listing)?
+            {
+                outcomes.push(Err(e));
+                continue;
             }
+            let current = table.get(key)?.map(|guard| Version::new(guard.value().0));
+            if current != op.expected {
+                outcomes.push(Ok(CasOutcome::Conflict { current }));
+                continue;
+            }
+            if let Some(listing) = &op.listing {
+                index.replace(key, listing)?;
+            }
+            let Some(value) = &op.value else {
+                // A relist: the listing alone, at the version it matched.
+                outcomes.push(Ok(CasOutcome::Written(current.unwrap_or(Version::FIRST))));
+                continue;
+            };
+            let next = current.map_or(1, |v| v.get() + 1);
+            table.insert(key, (next, value.as_slice()))?;
+            if let Some(change) = &op.change {
+                log.insert(next_seq, (key, change.as_slice()))?;
+                next_seq += 1;
+            }
+            outcomes.push(Ok(CasOutcome::Written(Version::new(next))));
         }
     }
-    if outcomes.iter().any(|o| matches!(o, CasOutcome::Written(_))) {
+    if outcomes
+        .iter()
+        .any(|o| matches!(o, Ok(CasOutcome::Written(_))))
+    {
         txn.commit()?;
     } else {
         // Nothing changed: skip the fsync of a commit.
         txn.abort()?;
     }
     Ok(outcomes)
+}
+
+/// The listing tables of one write transaction.
+struct Index<'txn> {
+    time: ::redb::Table<'txn, (&'static str, u64, &'static str), (&'static str, &'static str)>,
+    tag: ::redb::Table<'txn, (&'static str, &'static str, u64, &'static str), &'static str>,
+    listed: ::redb::Table<'txn, &'static str, (&'static str, &'static str, i64, &'static str)>,
+}
+
+impl Index<'_> {
+    /// `Ok(Err(_))` when `listing` would move `key` to another set.
+    fn check_move(
+        &self,
+        key: &str,
+        listing: &Listing,
+    ) -> Result<Result<(), StoreError>, ::redb::Error> {
+        let current = self.listed.get(key)?.map(|guard| {
+            let (set, tag, rank, label) = guard.value();
+            Listing {
+                set: set.to_owned(),
+                tag: tag.to_owned(),
+                rank,
+                label: label.to_owned(),
+            }
+        });
+        Ok(super::memory::check_move(key, listing, current.as_ref()))
+    }
+
+    /// Replaces the listing of `key`.
+    fn replace(&mut self, key: &str, listing: &Listing) -> Result<(), ::redb::Error> {
+        let old = self.listed.remove(key)?.map(|guard| {
+            let (set, tag, rank, _) = guard.value();
+            (set.to_owned(), tag.to_owned(), descending(rank))
+        });
+        if let Some((set, tag, rank)) = old {
+            self.time.remove((set.as_str(), rank, key))?;
+            self.tag.remove((set.as_str(), tag.as_str(), rank, key))?;
+        }
+        let rank = descending(listing.rank);
+        let (set, tag, label) = (
+            listing.set.as_str(),
+            listing.tag.as_str(),
+            listing.label.as_str(),
+        );
+        self.time.insert((set, rank, key), (tag, label))?;
+        self.tag.insert((set, tag, rank, key), label)?;
+        self.listed.insert(key, (set, tag, listing.rank, label))?;
+        Ok(())
+    }
+}
+
+/// Up to `limit` rows of `set` (of `tag`, if given) strictly after
+/// `after` and before the descending rank `stop`, appended to `rows`.
+fn page(
+    txn: &::redb::ReadTransaction,
+    set: &str,
+    tag: Option<&str>,
+    after: Option<&(u64, String)>,
+    stop: Option<u64>,
+    limit: usize,
+    rows: &mut Vec<Listed>,
+) -> Result<(), ::redb::Error> {
+    let row = |rank: u64, key: &str, tag: &str, label: &str| Listed {
+        key: key.to_owned(),
+        listing: Listing {
+            set: set.to_owned(),
+            tag: tag.to_owned(),
+            rank: rank_of(rank),
+            label: label.to_owned(),
+        },
+    };
+    let mut taken = 0;
+    match tag {
+        None => {
+            let table = txn.open_table(LIST_TIME)?;
+            let lower = match after {
+                Some((rank, key)) => Bound::Excluded((set, *rank, key.as_str())),
+                None => Bound::Included((set, 0, "")),
+            };
+            let upper = stop.map_or(Bound::Unbounded, |stop| Bound::Excluded((set, stop, "")));
+            for entry in table.range::<(&str, u64, &str)>((lower, upper))? {
+                let (k, v) = entry?;
+                let ((s, rank, key), (tag, label)) = (k.value(), v.value());
+                if taken == limit || s != set {
+                    break;
+                }
+                rows.push(row(rank, key, tag, label));
+                taken += 1;
+            }
+        }
+        Some(tag) => {
+            let table = txn.open_table(LIST_TAG)?;
+            let lower = match after {
+                Some((rank, key)) => Bound::Excluded((set, tag, *rank, key.as_str())),
+                None => Bound::Included((set, tag, 0, "")),
+            };
+            let upper = stop.map_or(Bound::Unbounded, |stop| {
+                Bound::Excluded((set, tag, stop, ""))
+            });
+            for entry in table.range::<(&str, &str, u64, &str)>((lower, upper))? {
+                let (k, v) = entry?;
+                let ((s, t, rank, key), label) = (k.value(), v.value());
+                if taken == limit || s != set || t != tag {
+                    break;
+                }
+                rows.push(row(rank, key, tag, label));
+                taken += 1;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// redb I/O errors may be transient (disk full, EIO); anything else is not.

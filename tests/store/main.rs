@@ -8,6 +8,7 @@
 
 mod cases;
 mod harness;
+mod listing;
 mod log;
 #[path = "../support/redis.rs"]
 mod redis_support;
@@ -75,3 +76,26 @@ log_conformance!(memory_log, crate::harness::Memory);
 log_conformance!(redb_log, crate::harness::Redb);
 log_conformance!(redis_log, crate::harness::Redis);
 log_conformance!(redis_cluster_log, crate::harness::RedisCluster);
+
+/// One `#[test]` per listing-index case (in `listing.rs`) for backend `$backend`.
+macro_rules! listing_conformance {
+    ($module:ident, $backend:ty) => {
+        mod $module {
+            #[test]
+            fn listing_orders_filters_and_moves() {
+                crate::harness::run(crate::listing::listing_orders_filters_and_moves::<$backend>());
+            }
+            #[test]
+            fn paging_under_concurrent_writes_is_exact() {
+                crate::harness::run(crate::listing::paging_under_concurrent_writes_is_exact::<
+                    $backend,
+                >());
+            }
+        }
+    };
+}
+
+listing_conformance!(memory_listing, crate::harness::Memory);
+listing_conformance!(redb_listing, crate::harness::Redb);
+listing_conformance!(redis_listing, crate::harness::Redis);
+listing_conformance!(redis_cluster_listing, crate::harness::RedisCluster);
