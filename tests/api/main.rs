@@ -7,6 +7,7 @@ mod callbacks;
 mod changes;
 mod helpers;
 mod invoke;
+mod listing;
 mod operations;
 mod query;
 mod redis;
