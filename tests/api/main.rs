@@ -8,6 +8,7 @@ mod changes;
 mod forward;
 mod helpers;
 mod invoke;
+mod listing;
 mod metrics;
 mod operations;
 mod query;
