@@ -9,11 +9,16 @@
 //! so they die with the test process however it ends; their directories
 //! live under cargo's target tmp dir and are pruned by the next run.
 //!
+//! A Redis Cluster serves writes only two seconds after its nodes start
+//! (Redis's `CLUSTER_WRITABLE_DELAY`), so the shared cluster and the
+//! clusters of the cases that stall or kill theirs are all started at once,
+//! in the background, when the first test runs.
+//!
 //! If `redis-server` is missing the Redis tests fail (with `CI` set or not):
 //! a suite that silently skips its main backend proves nothing.
 
 use std::future::Future;
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, mpsc};
 use std::time::Duration;
 
 pub use crate::redis_support::{Cluster, RedisServer, redis_cli, unique};
@@ -25,6 +30,7 @@ pub const BLOCKING_THREADS: usize = 4;
 
 /// Run one test's future on a runtime of its own.
 pub fn run<F: Future>(fut: F) -> F::Output {
+    clusters();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(BLOCKING_THREADS)
@@ -185,6 +191,32 @@ impl Backend for Redis {
     }
 }
 
+/// Clusters started ahead: the shared one and one for each case that uses
+/// [`Backend::dedicated`] (`stalled_backend_times_out`,
+/// `health_fails_when_down`, `log_agrees_with_state_after_timeouts`).
+const CLUSTERS_AHEAD: usize = 4;
+
+/// The clusters started ahead, as they become ready.
+fn clusters() -> &'static Mutex<mpsc::Receiver<Cluster>> {
+    static READY: OnceLock<Mutex<mpsc::Receiver<Cluster>>> = OnceLock::new();
+    READY.get_or_init(|| {
+        let (tx, rx) = mpsc::channel();
+        for _ in 0..CLUSTERS_AHEAD {
+            let tx = tx.clone();
+            std::thread::spawn(move || {
+                let _ = tx.send(Cluster::start());
+            });
+        }
+        Mutex::new(rx)
+    })
+}
+
+/// A cluster started ahead, or a new one once those are taken.
+fn take_cluster() -> Cluster {
+    let ahead = clusters().lock().unwrap().recv();
+    ahead.unwrap_or_else(|_| Cluster::start())
+}
+
 /// A 3-master Redis Cluster: shared (one per test binary) or dedicated.
 pub enum RedisCluster {
     Shared(&'static Cluster),
@@ -204,10 +236,10 @@ impl Backend for RedisCluster {
     type S = AnyStore;
     fn shared() -> Self {
         static CLUSTER: OnceLock<Cluster> = OnceLock::new();
-        RedisCluster::Shared(CLUSTER.get_or_init(Cluster::start))
+        RedisCluster::Shared(CLUSTER.get_or_init(take_cluster))
     }
     fn dedicated() -> Self {
-        RedisCluster::Dedicated(Cluster::start())
+        RedisCluster::Dedicated(take_cluster())
     }
     async fn store(&self, timeout: Duration) -> AnyStore {
         let store = AnyStore::open_with(

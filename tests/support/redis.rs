@@ -140,6 +140,16 @@ impl RedisServer {
         self.pid
     }
 
+    /// The cluster-bus port given with `--cluster-port` (panics without one).
+    pub fn bus_port(&self) -> u16 {
+        let at = self
+            .args
+            .iter()
+            .position(|a| a == "--cluster-port")
+            .expect("a cluster node");
+        self.args[at + 1].parse().expect("a port number")
+    }
+
     /// Send `signal` (e.g. `libc::SIGSTOP` to freeze it, `libc::SIGCONT`
     /// to thaw it) to the server process, if it still runs.
     pub fn signal(&self, signal: i32) {
@@ -175,8 +185,14 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// Starts three cluster-enabled servers and joins them with the
+    /// commands `redis-cli --cluster create` sends (a distinct config
+    /// epoch each, a third of the slots each, `CLUSTER MEET`), without its
+    /// fixed one-second waits: polled until every node reports
+    /// `cluster_state:ok`.
     pub fn start() -> Cluster {
-        let nodes: Vec<RedisServer> = (0..3)
+        const MASTERS: u16 = 3;
+        let nodes: Vec<RedisServer> = (0..MASTERS)
             .map(|_| {
                 RedisServer::start(&[
                     "--cluster-enabled",
@@ -188,17 +204,32 @@ impl Cluster {
                 ])
             })
             .collect();
-        let mut create = Command::new("redis-cli");
-        create.args(["--cluster", "create"]);
-        create.args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)));
-        create.args(["--cluster-replicas", "0", "--cluster-yes"]);
-        let out = create.output().expect("redis-cli not found on PATH");
-        assert!(
-            out.status.success(),
-            "redis-cli --cluster create failed:\n{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let slots = 16384 / u32::from(MASTERS);
+        for (i, node) in (0u32..).zip(&nodes) {
+            let first = i * slots;
+            let last = if i + 1 == u32::from(MASTERS) {
+                16383
+            } else {
+                first + slots - 1
+            };
+            let epoch = (i + 1).to_string();
+            let (first, last) = (first.to_string(), last.to_string());
+            for command in [
+                &["cluster", "set-config-epoch", &epoch][..],
+                &["cluster", "addslotsrange", &first, &last][..],
+            ] {
+                let reply = redis_cli(node.port, command);
+                assert_eq!(reply.trim(), "OK", "{command:?} on {}: {reply}", node.port);
+            }
+        }
+        for node in &nodes[1..] {
+            let (port, bus) = (node.port.to_string(), node.bus_port().to_string());
+            let reply = redis_cli(
+                nodes[0].port,
+                &["cluster", "meet", "127.0.0.1", &port, &bus],
+            );
+            assert_eq!(reply.trim(), "OK", "cluster meet {port}: {reply}");
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         while !nodes
             .iter()
@@ -208,7 +239,7 @@ impl Cluster {
                 Instant::now() < deadline,
                 "cluster never reached cluster_state:ok"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            std::thread::sleep(Duration::from_millis(10));
         }
         Cluster { nodes }
     }
