@@ -63,5 +63,5 @@ for store in ${BENCH_STORES:-redb redis}; do
   summary=$(IMS_STORE="$spec" RUST_LOG=warn "$BIN" forward --drain)
   end=$(date +%s.%N)
   delivered=$(python3 -c 'import json,sys; print(json.loads(sys.argv[1])["delivered"])' "$summary")
-  python3 -c "s=$end-$start; print(f'| $store | $delivered | {s:.1f} | {$delivered/s:,.0f} | \`$summary\` |')"
+  python3 -c 'import sys; s = float(sys.argv[3]) - float(sys.argv[2]); d = int(sys.argv[4]); print(f"| {sys.argv[1]} | {d} | {s:.1f} | {d / s:,.0f} | `{sys.argv[5]}` |")' "$store" "$start" "$end" "$delivered" "$summary"
 done
