@@ -64,7 +64,7 @@ impl Store for Discard {
         _key: &str,
         _expected: Option<Version>,
         value: &[u8],
-        change: &[u8],
+        change: Option<&[u8]>,
         listing: &Listing,
     ) -> Result<CasOutcome, StoreError> {
         std::hint::black_box((value, change, listing));

@@ -436,8 +436,9 @@ async fn apply_change<S: Store>(
             // Sized from the stored record, which this one rarely outgrows by much.
             let mut bytes = Vec::with_capacity(stored_len + 512);
             resource.write_json(&mut bytes);
-            // An applied change always leaves a history line to rank by;
-            // without one there is nothing to list it by.
+            // An applied change always leaves a history line to rank by
+            // (`None`: nothing to list it by). The listing moves in the
+            // same atomic write as the state and its log entry.
             let listing = crate::listing::listing_of(change.key.kind(), &resource);
             let written = if writers.feed {
                 let logged = ChangeRecord {
@@ -453,8 +454,13 @@ async fn apply_change<S: Store>(
                 let entry = logged.to_bytes();
                 match &listing {
                     Some(listing) => {
-                        let call =
-                            store.compare_and_set_listed(key, version, &bytes, &entry, listing);
+                        let call = store.compare_and_set_listed(
+                            key,
+                            version,
+                            &bytes,
+                            Some(&entry),
+                            listing,
+                        );
                         timed(metrics, StoreOp::CompareAndSetLogged, call).await?
                     }
                     None => {
@@ -463,15 +469,17 @@ async fn apply_change<S: Store>(
                     }
                 }
             } else {
-                let call = store.compare_and_set(key, version, &bytes);
-                let written = timed(metrics, StoreOp::CompareAndSet, call).await?;
-                // Without the feed there is no logged write to carry the
-                // index, so it follows the state at the version just written
-                // (`reindex` repairs one lost to a crash in between).
-                if let (CasOutcome::Written(at), Some(listing)) = (&written, &listing) {
-                    store.relist(key, *at, listing).await?;
+                match &listing {
+                    Some(listing) => {
+                        let call =
+                            store.compare_and_set_listed(key, version, &bytes, None, listing);
+                        timed(metrics, StoreOp::CompareAndSet, call).await?
+                    }
+                    None => {
+                        let call = store.compare_and_set(key, version, &bytes);
+                        timed(metrics, StoreOp::CompareAndSet, call).await?
+                    }
                 }
-                written
             };
             if let CasOutcome::Conflict { .. } = written {
                 writers.cas_retries.fetch_add(1, Ordering::Relaxed);

@@ -225,11 +225,11 @@ impl Store for MemoryStore {
         key: &str,
         expected: Option<Version>,
         value: &[u8],
-        change: &[u8],
+        change: Option<&[u8]>,
         listing: &Listing,
     ) -> Result<CasOutcome, StoreError> {
         check_listing(key, listing)?;
-        self.cas(key, expected, value, Some(change), Some(listing))
+        self.cas(key, expected, value, change, Some(listing))
     }
 
     async fn relist(

@@ -346,9 +346,10 @@ pub trait Store: Send + Sync {
         change: &[u8],
     ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
 
-    /// [`Store::compare_and_set_logged`] that, when it writes, also
-    /// replaces the key's listing with `listing`, in the same atomic write:
-    /// the state, its log entry and its place in the index change together.
+    /// [`Store::compare_and_set_logged`] (with `change`; without, a plain
+    /// [`Store::compare_and_set`]) that, when it writes, also replaces the
+    /// key's listing with `listing`, in the same atomic write: the state,
+    /// its log entry and its place in the index change together.
     /// A listing that cannot be stored (see [`index`]) is
     /// [`StoreError::InvalidKey`], and so is one that moves the key to
     /// another set.
@@ -357,7 +358,7 @@ pub trait Store: Send + Sync {
         key: &str,
         expected: Option<Version>,
         value: &[u8],
-        change: &[u8],
+        change: Option<&[u8]>,
         listing: &Listing,
     ) -> impl Future<Output = Result<CasOutcome, StoreError>> + Send;
 
@@ -535,7 +536,7 @@ impl Store for AnyStore {
         key: &str,
         expected: Option<Version>,
         value: &[u8],
-        change: &[u8],
+        change: Option<&[u8]>,
         listing: &Listing,
     ) -> Result<CasOutcome, StoreError> {
         delegate!(self, s => s.compare_and_set_listed(key, expected, value, change, listing))

@@ -270,10 +270,10 @@ impl Store for RedbStore {
         key: &str,
         expected: Option<Version>,
         value: &[u8],
-        change: &[u8],
+        change: Option<&[u8]>,
         listing: &Listing,
     ) -> Result<CasOutcome, StoreError> {
-        self.cas(key, expected, Some(value), Some(change), Some(listing))
+        self.cas(key, expected, Some(value), change, Some(listing))
             .await
     }
 

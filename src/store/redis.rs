@@ -660,17 +660,14 @@ impl Store for RedisStore {
         key: &str,
         expected: Option<Version>,
         value: &[u8],
-        change: &[u8],
+        change: Option<&[u8]>,
         listing: &Listing,
     ) -> Result<CasOutcome, StoreError> {
         check_key(key)?;
         check_value(value)?;
-        check_value(change)?;
+        change.map(check_value).transpose()?;
         check_listing(key, listing)?;
-        let write = Write::Cas {
-            value,
-            change: Some(change),
-        };
+        let write = Write::Cas { value, change };
         bounded(
             self.timeout,
             self.cas_unbounded(key, expected, write, Some(listing)),

@@ -25,7 +25,7 @@ async fn put<S: Store>(store: &S, key: &str, listing: &Listing) {
     loop {
         let current = store.get(key).await.unwrap().map(|f| f.version);
         let written = store
-            .compare_and_set_listed(key, current, b"v", b"c", listing)
+            .compare_and_set_listed(key, current, b"v", Some(b"c"), listing)
             .await
             .unwrap();
         if let CasOutcome::Written(_) = written {
@@ -100,7 +100,7 @@ pub async fn listing_orders_filters_and_moves<B: Backend>() {
         ["job/c", "job/a"]
     );
     let moved = store
-        .compare_and_set_listed("job/c", None, b"v", b"c", &listing("media", "ok", 1))
+        .compare_and_set_listed("job/c", None, b"v", Some(b"c"), &listing("media", "ok", 1))
         .await;
     assert!(matches!(moved, Err(StoreError::InvalidKey(_))), "{moved:?}");
     // An unlisted write leaves the listing; a relist at a stale version does nothing.
